@@ -1,0 +1,211 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/faciofs/faciofs/internal/readpassword"
+	"github.com/faciofs/faciofs/store"
+)
+
+func newInitCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Create the encrypted credential store (asks for a new master password twice)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := g.storePath()
+			if _, err := os.Stat(path); err == nil {
+				return fmt.Errorf("a store already exists at %s; nothing was changed", path)
+			}
+			pw, err := g.passwordSource().Password("New master password", true)
+			if err != nil {
+				return err
+			}
+			defer clear(pw)
+			if err := store.Create(path, pw, store.DefaultKDF); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created store %s\n", path)
+			return nil
+		},
+	}
+}
+
+func newSecretCommand(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "secret",
+		Short: "Store and list credentials (values go in, never out)",
+	}
+	c.AddCommand(newSecretSetCommand(g), newSecretListCommand(g))
+	return c
+}
+
+func newSecretSetCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "set NAME",
+		Short: "Store or replace a credential; the value comes from a hidden prompt, else from stdin, never from the command line",
+		Args: func(cmd *cobra.Command, a []string) error {
+			if len(a) > 1 {
+				return usagef("secret set takes only NAME: values are never taken from the command line, where other processes can read them; type it at the prompt or pipe it on stdin")
+			}
+			return args(cobra.ExactArgs(1))(cmd, a)
+		},
+		RunE: func(cmd *cobra.Command, a []string) error {
+			name := a[0]
+			if err := store.ValidName(name); err != nil {
+				return usageError{err}
+			}
+			s, err := store.Open(g.storePath(), store.OpenOptions{})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			pw, err := g.passwordSource().Password("Master password", false)
+			if err != nil {
+				return err
+			}
+			kr, err := s.Unlock(pw)
+			clear(pw)
+			if err != nil {
+				return err
+			}
+			defer kr.Close()
+			value, err := readpassword.Value(os.Stdin, "Value for "+name)
+			if err != nil {
+				return err
+			}
+			defer clear(value)
+			var created bool
+			err = kr.Update(func(tx *store.WriteTx) error {
+				created, err = tx.Set(name, value)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			verb := "replaced"
+			if created {
+				verb = "stored"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s; files reference it as ${credentials.%s}\n", verb, name, name)
+			return nil
+		},
+	}
+}
+
+// listedCredential is what `secret list --json` prints: metadata only.
+type listedCredential struct {
+	Name         string     `json:"name"`
+	Created      time.Time  `json:"created"`
+	Updated      time.Time  `json:"updated"`
+	Version      uint64     `json:"version"`
+	LastResolved *time.Time `json:"last_resolved,omitempty"`
+	ResolveCount uint64     `json:"resolve_count"`
+}
+
+func newSecretListCommand(g *globals) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List credential names and metadata (never values)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := store.Open(g.storePath(), store.OpenOptions{ReadOnly: true})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			var metas []store.Meta
+			if err := s.View(func(tx *store.ReadTx) error {
+				metas, err = tx.List()
+				return err
+			}); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				list := make([]listedCredential, 0, len(metas))
+				for _, m := range metas {
+					lc := listedCredential{Name: m.Name, Created: m.Created, Updated: m.Updated, Version: m.Version, ResolveCount: m.ResolveCount}
+					if !m.LastResolved.IsZero() {
+						t := m.LastResolved
+						lc.LastResolved = &t
+					}
+					list = append(list, lc)
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(list)
+			}
+			if len(metas) == 0 {
+				fmt.Fprintln(out, "no credentials; add one with `faciofs secret set NAME`")
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tVERSION\tCREATED\tUPDATED\tLAST RESOLVED\tRESOLVES")
+			for _, m := range metas {
+				last := "never"
+				if !m.LastResolved.IsZero() {
+					last = m.LastResolved.Local().Format(time.DateTime)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\n", m.Name, m.Version,
+					m.Created.Local().Format(time.DateTime), m.Updated.Local().Format(time.DateTime), last, m.ResolveCount)
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func newPasswdCommand(g *globals) *cobra.Command {
+	var newFile string
+	c := &cobra.Command{
+		Use:   "passwd",
+		Short: "Change the master password (re-wraps the data key; values are untouched)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := store.Open(g.storePath(), store.OpenOptions{})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			pw, err := g.passwordSource().Password("Current master password", false)
+			if err != nil {
+				return err
+			}
+			kr, err := s.Unlock(pw)
+			clear(pw)
+			if err != nil {
+				return err
+			}
+			defer kr.Close()
+			var npw []byte
+			if newFile != "" {
+				npw, err = readpassword.ReadFile(newFile)
+				if err == nil && len(npw) == 0 {
+					err = fmt.Errorf("password file %s is empty", newFile)
+				}
+			} else {
+				npw, err = readpassword.Terminal("New master password", true)
+			}
+			if err != nil {
+				return err
+			}
+			defer clear(npw)
+			if err := kr.Rewrap(npw, store.DefaultKDF); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "master password changed")
+			return nil
+		},
+	}
+	c.Flags().StringVar(&newFile, "new-password-file", "", "read the new master password from this file (mode 0600)")
+	return c
+}

@@ -1,0 +1,302 @@
+package fs
+
+import (
+	"context"
+	"hash/fnv"
+	"path"
+	"path/filepath"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// Node is one inode of the mount. A raw node (viewKey "") is a plain
+// loopback node; a view node shows the resolved bytes of a templated file to
+// the consumers whose view key it carries, and to nobody else.
+type Node struct {
+	*gofs.LoopbackNode
+	root    *Root
+	viewKey string
+}
+
+var (
+	_ = (gofs.NodeWrapChilder)((*Node)(nil))
+	_ = (gofs.NodeLookuper)((*Node)(nil))
+	_ = (gofs.NodeOpener)((*Node)(nil))
+	_ = (gofs.NodeCreater)((*Node)(nil))
+	_ = (gofs.NodeGetattrer)((*Node)(nil))
+	_ = (gofs.NodeStatxer)((*Node)(nil))
+	_ = (gofs.NodeSetattrer)((*Node)(nil))
+	_ = (gofs.NodeMkdirer)((*Node)(nil))
+	_ = (gofs.NodeSymlinker)((*Node)(nil))
+	_ = (gofs.NodeLinker)((*Node)(nil))
+	_ = (gofs.NodeMknoder)((*Node)(nil))
+	_ = (gofs.NodeCopyFileRanger)((*Node)(nil))
+)
+
+// WrapChild makes every node the loopback code creates one of ours.
+func (n *Node) WrapChild(ctx context.Context, ops gofs.InodeEmbedder) gofs.InodeEmbedder {
+	if ln, ok := ops.(*gofs.LoopbackNode); ok {
+		return &Node{LoopbackNode: ln, root: n.root}
+	}
+	return ops
+}
+
+// rel is the node's path relative to the mount root, as policy globs see it.
+func (n *Node) rel() string {
+	return n.Path(n.root.rootInode())
+}
+
+func (n *Node) backingPath() string {
+	return filepath.Join(n.root.backing, n.rel())
+}
+
+func callerOf(ctx context.Context) Caller {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return Caller{Pid: c.Pid, Uid: c.Uid, Gid: c.Gid}
+	}
+	// No caller attached: treat as unknown, which is never a consumer.
+	return Caller{}
+}
+
+// Lookup points each caller at its own node for a templated file.
+func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	p := filepath.Join(n.backingPath(), name)
+	st, id, err := n.root.lstat(p)
+	if err != nil {
+		return nil, gofs.ToErrno(err)
+	}
+	out.Attr.FromStat(&st)
+
+	if st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		c := callerOf(ctx)
+		v := n.root.view(c, path.Join(n.rel(), name))
+		if !v.Raw() {
+			templated, errno := n.root.templated(p, &st)
+			if errno != 0 {
+				return nil, errno
+			}
+			if templated {
+				size, errno := n.root.renderedSize(p, &st, v)
+				if errno != 0 {
+					return nil, errno
+				}
+				out.Attr.Size = size
+				out.Attr.Blocks = (size + 511) / 512
+				id.Gen = viewGen(id.Gen, v.Key)
+				ch := n.NewInode(ctx, &Node{LoopbackNode: &gofs.LoopbackNode{RootData: n.root.loop}, root: n.root, viewKey: v.Key}, id)
+				// Zero timeouts: the next walk by anybody asks again.
+				out.SetEntryTimeout(0)
+				out.SetAttrTimeout(0)
+				return ch, 0
+			}
+		}
+	}
+	ch := n.NewInode(ctx, &Node{LoopbackNode: &gofs.LoopbackNode{RootData: n.root.loop}, root: n.root}, id)
+	n.root.setTimeouts(out)
+	return ch, 0
+}
+
+// viewGen gives each view of a backing inode its own go-fuse identity, and
+// so its own kernel node ID, while st_ino stays the backing inode number.
+func viewGen(gen uint64, key string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return (gen ^ h.Sum64()) | 1<<63
+}
+
+// Open decides the view at open time and binds it to the handle.
+func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	c := callerOf(ctx)
+	rel := n.rel()
+	v := n.root.view(c, rel)
+	if n.viewKey != "" {
+		if v.Key != n.viewKey {
+			// A dentry for somebody else's view: make the VFS walk again.
+			return nil, 0, syscall.ESTALE
+		}
+		return n.root.openResolved(c, rel, flags, v)
+	}
+	if !v.Raw() && n.IsRegular() {
+		templated, errno := n.root.templatedPath(n.backingPath())
+		if errno != 0 {
+			return nil, 0, errno
+		}
+		if templated {
+			// The consumer's view lives on another node; LOOKUP_REVAL
+			// finds it.
+			return nil, 0, syscall.ESTALE
+		}
+		if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+			// A consumer writing a file it may resolve writes in
+			// resolved space: keep it in memory until it is reversed.
+			return n.root.openResolved(c, rel, flags, v)
+		}
+	}
+	return n.root.openRaw(c, rel, flags)
+}
+
+// IsRegular reports whether the node is a regular file.
+func (n *Node) IsRegular() bool {
+	return n.StableAttr().Mode&syscall.S_IFMT == syscall.S_IFREG
+}
+
+// Create makes a new file. A consumer creating a file on a path its view
+// covers gets an in-memory handle, so nothing it writes reaches the disk
+// before reverse substitution.
+func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	c := callerOf(ctx)
+	p := filepath.Join(n.backingPath(), name)
+	rel := path.Join(n.rel(), name)
+	flags = flags &^ syscall.O_APPEND
+	f, err := n.root.openBeneath(rel, int(flags)|syscall.O_CREAT, mode)
+	if err != nil {
+		return nil, nil, 0, gofs.ToErrno(err)
+	}
+	n.root.preserveOwner(c, p)
+	st, id, err := n.root.lstat(p)
+	if err != nil {
+		f.Close()
+		return nil, nil, 0, gofs.ToErrno(err)
+	}
+	out.FromStat(&st)
+	n.root.setTimeouts(out)
+	ch := n.NewInode(ctx, &Node{LoopbackNode: &gofs.LoopbackNode{RootData: n.root.loop}, root: n.root}, id)
+
+	if v := n.root.view(c, rel); !v.Raw() {
+		fh, fl, errno := n.root.resolvedFromFile(c, rel, f, flags, v)
+		return ch, fh, fl, errno
+	}
+	return ch, n.root.rawFromFile(c, rel, f, flags), 0, 0
+}
+
+// Getattr reports a view node's resolved size; other nodes are loopback.
+func (n *Node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if rf, ok := fh.(*resolvedFile); ok {
+		return rf.Getattr(ctx, out)
+	}
+	if n.viewKey == "" {
+		errno := n.LoopbackNode.Getattr(ctx, fh, out)
+		out.SetTimeout(n.root.attrTimeout)
+		return errno
+	}
+	v := n.root.view(callerOf(ctx), n.rel())
+	if v.Key != n.viewKey {
+		return syscall.ESTALE
+	}
+	p := n.backingPath()
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return gofs.ToErrno(err)
+	}
+	size, errno := n.root.renderedSize(p, &st, v)
+	if errno != 0 {
+		return errno
+	}
+	out.FromStat(&st)
+	out.Size = size
+	out.Blocks = (size + 511) / 512
+	out.SetTimeout(0)
+	return 0
+}
+
+// Statx is Getattr for callers that ask for more fields; a view node must
+// report the same resolved size.
+func (n *Node) Statx(ctx context.Context, fh gofs.FileHandle, flags uint32, mask uint32, out *fuse.StatxOut) syscall.Errno {
+	if n.viewKey == "" {
+		if _, ok := fh.(*resolvedFile); !ok {
+			return n.LoopbackNode.Statx(ctx, fh, flags, mask, out)
+		}
+	}
+	var a fuse.AttrOut
+	if errno := n.Getattr(ctx, fh, &a); errno != 0 {
+		return errno
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, n.backingPath(), unix.AT_SYMLINK_NOFOLLOW, int(mask), &stx); err != nil {
+		return gofs.ToErrno(err)
+	}
+	out.FromStatx(&stx)
+	out.Size = a.Size
+	out.Blocks = a.Blocks
+	out.SetTimeout(0)
+	return 0
+}
+
+// Setattr on a view node changes the size in resolved space; everything
+// else goes to the backing file.
+func (n *Node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	rf, isResolved := fh.(*resolvedFile)
+	if n.viewKey == "" && !isResolved {
+		errno := n.LoopbackNode.Setattr(ctx, fh, in, out)
+		out.SetTimeout(n.root.attrTimeout)
+		return errno
+	}
+	if size, ok := in.GetSize(); ok {
+		if isResolved {
+			if errno := rf.truncate(int64(size)); errno != 0 {
+				return errno
+			}
+		} else {
+			v := n.root.view(callerOf(ctx), n.rel())
+			if v.Key != n.viewKey {
+				return syscall.ESTALE
+			}
+			if errno := n.root.truncateResolved(callerOf(ctx), n.rel(), int64(size), v); errno != 0 {
+				return errno
+			}
+		}
+		in.Valid &^= fuse.FATTR_SIZE
+	}
+	if errno := n.LoopbackNode.Setattr(ctx, nil, in, out); errno != 0 {
+		return errno
+	}
+	return n.Getattr(ctx, fh, out)
+}
+
+// CopyFileRange between two raw handles is done by the backing
+// filesystem; anything else falls back to reads and writes through our
+// handles, which apply the views.
+func (n *Node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn uint64, out *gofs.Inode, fhOut gofs.FileHandle, offOut uint64, length uint64, flags uint64) (uint32, syscall.Errno) {
+	in, ok1 := fhIn.(*rawFile)
+	o, ok2 := fhOut.(*rawFile)
+	if !ok1 || !ok2 {
+		return 0, syscall.ENOTSUP
+	}
+	written, err := unix.CopyFileRange(int(in.f.Fd()), ptr(int64(offIn)), int(o.f.Fd()), ptr(int64(offOut)), int(length), int(flags))
+	if err != nil {
+		return 0, gofs.ToErrno(err)
+	}
+	o.wrote.Store(true)
+	return uint32(written), 0
+}
+
+func ptr(v int64) *int64 { return &v }
+
+// Mkdir, Symlink, Link and Mknod are loopback operations that only need the
+// mount's cache timeouts on their replies.
+func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	n.root.setTimeouts(out)
+	return ch, errno
+}
+
+func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ch, errno := n.LoopbackNode.Symlink(ctx, target, name, out)
+	n.root.setTimeouts(out)
+	return ch, errno
+}
+
+func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ch, errno := n.LoopbackNode.Link(ctx, target, name, out)
+	n.root.setTimeouts(out)
+	return ch, errno
+}
+
+func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ch, errno := n.LoopbackNode.Mknod(ctx, name, mode, rdev, out)
+	n.root.setTimeouts(out)
+	return ch, errno
+}

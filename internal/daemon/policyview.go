@@ -1,0 +1,44 @@
+package daemon
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"github.com/faciofs/faciofs/fs"
+	"github.com/faciofs/faciofs/policy"
+)
+
+var policyGeneration atomic.Uint64
+
+// policyView puts caller identification and the policy's decision behind
+// the filesystem's Policy interface. `faciofs policy explain` goes through
+// the same Identify and Decide.
+type policyView struct {
+	p   *policy.Policy
+	ids *policy.Identifier
+	gen uint64
+}
+
+func newPolicyView(p *policy.Policy, ids *policy.Identifier) *policyView {
+	return &policyView{p: p, ids: ids, gen: policyGeneration.Add(1)}
+}
+
+func (pv *policyView) View(c fs.Caller, rel string) fs.View {
+	pc := policy.Caller(c)
+	proc, err := pv.ids.Identify(pc)
+	if err != nil {
+		return fs.View{}
+	}
+	d := pv.p.Decide(proc, pc, rel)
+	if d.View != policy.ViewResolved {
+		return fs.View{}
+	}
+	// The key names the rules and the policy load, so a reload never
+	// reuses a view node rendered under other rules.
+	return fs.View{
+		Key:            fmt.Sprintf("%d:%s", pv.gen, strings.Join(d.Consumers, ",")),
+		Allows:         d.Allows,
+		MissingIsError: pv.p.Missing() == policy.MissingError,
+	}
+}
