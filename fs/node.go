@@ -72,14 +72,15 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 
 	if st.Mode&syscall.S_IFMT == syscall.S_IFREG {
 		c := callerOf(ctx)
-		v := n.root.view(c, path.Join(n.rel(), name))
+		rel := path.Join(n.rel(), name)
+		v := n.root.view(c, rel)
 		if !v.Raw() {
-			templated, errno := n.root.templated(p, &st)
+			templated, errno := n.root.templated(rel, &st)
 			if errno != 0 {
 				return nil, errno
 			}
 			if templated {
-				size, errno := n.root.renderedSize(p, &st, v)
+				size, errno := n.root.renderedSize(rel, &st, v)
 				if errno != 0 {
 					return nil, errno
 				}
@@ -120,7 +121,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		return n.root.openResolved(c, rel, flags, v)
 	}
 	if !v.Raw() && n.IsRegular() {
-		templated, errno := n.root.templatedPath(n.backingPath())
+		templated, errno := n.root.templatedPath(rel)
 		if errno != 0 {
 			return nil, 0, errno
 		}
@@ -182,16 +183,16 @@ func (n *Node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOu
 		out.SetTimeout(n.root.attrTimeout)
 		return errno
 	}
-	v := n.root.view(callerOf(ctx), n.rel())
+	rel := n.rel()
+	v := n.root.view(callerOf(ctx), rel)
 	if v.Key != n.viewKey {
 		return syscall.ESTALE
 	}
-	p := n.backingPath()
 	var st syscall.Stat_t
-	if err := syscall.Lstat(p, &st); err != nil {
+	if err := syscall.Lstat(filepath.Join(n.root.backing, rel), &st); err != nil {
 		return gofs.ToErrno(err)
 	}
-	size, errno := n.root.renderedSize(p, &st, v)
+	size, errno := n.root.renderedSize(rel, &st, v)
 	if errno != 0 {
 		return errno
 	}

@@ -3,6 +3,7 @@ package fs
 import (
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 
@@ -56,7 +57,7 @@ func (c *scanCache) init() {
 
 // templated reports whether rendering could change the file: it holds a
 // placeholder or an escaped one.
-func (r *Root) templated(p string, st *syscall.Stat_t) (bool, syscall.Errno) {
+func (r *Root) templated(rel string, st *syscall.Stat_t) (bool, syscall.Errno) {
 	k := keyOf(st)
 	r.scans.mu.Lock()
 	t, ok := r.scans.templated[k]
@@ -64,7 +65,7 @@ func (r *Root) templated(p string, st *syscall.Stat_t) (bool, syscall.Errno) {
 	if ok {
 		return t, 0
 	}
-	f, err := os.Open(p)
+	f, err := r.openBeneath(rel, os.O_RDONLY, 0)
 	if err != nil {
 		return false, toErrno(err)
 	}
@@ -82,12 +83,12 @@ func (r *Root) templated(p string, st *syscall.Stat_t) (bool, syscall.Errno) {
 	return t, 0
 }
 
-func (r *Root) templatedPath(p string) (bool, syscall.Errno) {
+func (r *Root) templatedPath(rel string) (bool, syscall.Errno) {
 	var st syscall.Stat_t
-	if err := syscall.Lstat(p, &st); err != nil {
+	if err := syscall.Lstat(filepath.Join(r.backing, rel), &st); err != nil {
 		return false, toErrno(err)
 	}
-	return r.templated(p, &st)
+	return r.templated(rel, &st)
 }
 
 // scanWindow is how much of the file is looked at per step, and scanOverlap
@@ -185,7 +186,7 @@ func readAll(f *os.File) ([]byte, syscall.Errno) {
 }
 
 // renderedSize is the size a view of the file has, for LOOKUP and GETATTR.
-func (r *Root) renderedSize(p string, st *syscall.Stat_t, v View) (uint64, syscall.Errno) {
+func (r *Root) renderedSize(rel string, st *syscall.Stat_t, v View) (uint64, syscall.Errno) {
 	k := sizeKey{statKey: keyOf(st), view: v.Key, gen: r.secrets.Generation()}
 	r.scans.mu.Lock()
 	size, ok := r.scans.sizes[k]
@@ -193,7 +194,7 @@ func (r *Root) renderedSize(p string, st *syscall.Stat_t, v View) (uint64, sysca
 	if ok {
 		return size, 0
 	}
-	f, err := os.Open(p)
+	f, err := r.openBeneath(rel, os.O_RDONLY, 0)
 	if err != nil {
 		return 0, toErrno(err)
 	}

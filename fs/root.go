@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -116,7 +117,7 @@ func (r *Root) Mount(mountpoint string, debug bool) (*fuse.Server, error) {
 			FsName:      "faciofs",
 			Name:        "faciofs",
 			Options:     []string{"default_permissions"},
-			AllowOther:  os.Geteuid() == 0,
+			AllowOther:  os.Geteuid() == 0 || userAllowOther(),
 			DirectMount: true,
 			EnableLocks: true,
 			MaxWrite:    1 << 20,
@@ -127,6 +128,21 @@ func (r *Root) Mount(mountpoint string, debug bool) (*fuse.Server, error) {
 		NullPermissions: true,
 	}
 	return gofs.Mount(mountpoint, r.node, opts)
+}
+
+// userAllowOther reports whether /etc/fuse.conf lets non-root users mount
+// with allow_other, which consumers under other uids need.
+func userAllowOther() bool {
+	conf, err := os.ReadFile("/etc/fuse.conf")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(conf), "\n") {
+		if strings.TrimSpace(line) == "user_allow_other" {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Root) rootInode() *gofs.Inode { return r.node.EmbeddedInode() }
