@@ -407,3 +407,24 @@ func statExe(path string, now time.Time) exeStat {
 	}
 	return st
 }
+
+// Covers reports whether any consumer rule's paths match relPath: whether
+// any process at all could get a resolved view of it. The filesystem asks
+// this first, so that a file no rule covers costs no caller identification.
+func (p *Policy) Covers(relPath string) bool {
+	if p == nil {
+		return false
+	}
+	segs, ok := splitPath(relPath)
+	if !ok {
+		return false
+	}
+	for i := range p.consumers {
+		for _, g := range p.consumers[i].paths {
+			if g.match(segs) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -261,3 +261,28 @@ func TestGlobDeepPathIsFast(t *testing.T) {
 		t.Fatal("matched")
 	}
 }
+
+func TestCovers(t *testing.T) {
+	p, err := Parse([]byte(`version: 1
+consumers:
+  - name: one
+    match: {uid: 1000}
+    credentials: [KEY1]
+    paths: ["mcp.json", "**/.env"]
+`), "covers.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]bool{
+		"mcp.json": true, ".env": true, "a/b/.env": true,
+		"x/mcp.json": false, "notes.txt": false, "../.env": false,
+	} {
+		if got := p.Covers(path); got != want {
+			t.Errorf("Covers(%q) = %v, want %v", path, got, want)
+		}
+	}
+	var none *Policy
+	if none.Covers(".env") {
+		t.Error("a nil policy covers nothing")
+	}
+}

@@ -25,6 +25,9 @@ func newPolicyView(p *policy.Policy, ids *policy.Identifier) *policyView {
 }
 
 func (pv *policyView) View(c fs.Caller, rel string) fs.View {
+	if !pv.p.Covers(rel) {
+		return fs.View{}
+	}
 	pc := policy.Caller(c)
 	proc, err := pv.ids.Identify(pc)
 	if err != nil {
