@@ -23,6 +23,9 @@ func (v View) Raw() bool { return v.Key == "" }
 // root. It must fail closed: any doubt about the caller is the raw view.
 type Policy interface {
 	View(c Caller, relPath string) View
+	// Covers reports whether any caller at all could get a non-raw view
+	// of relPath. It must be cheap: it is asked on every LOOKUP.
+	Covers(relPath string) bool
 }
 
 // Secrets is the filesystem's only access to credential values.

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,46 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
+
+// openView opens a view node. A consumer reading a file without
+// placeholders reads the backing file; anything else goes through an
+// in-memory rendered copy.
+func (r *Root) openView(c Caller, rel string, flags uint32, v View) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&syscall.O_ACCMODE == syscall.O_RDONLY {
+		templated, errno := r.templatedPath(rel)
+		if errno != 0 {
+			return nil, 0, errno
+		}
+		if !templated {
+			f, err := r.openBeneath(rel, int(flags&^(syscall.O_APPEND|fuse.FMODE_EXEC)), 0)
+			if err != nil {
+				return nil, 0, toErrno(err)
+			}
+			r.stats.Opens.Add(1)
+			return plainViewFile{gofs.NewLoopbackFileFromOS(f)}, 0, 0
+		}
+	}
+	return r.openResolved(c, rel, flags, v)
+}
+
+// loopbackHandle is the loopback file's methods less PassthroughFd.
+type loopbackHandle interface {
+	gofs.FileReader
+	gofs.FileReleaser
+	gofs.FileFlusher
+	gofs.FileFsyncer
+	gofs.FileGetattrer
+	gofs.FileLseeker
+	gofs.FileGetlker
+	gofs.FileSetlker
+	gofs.FileSetlkwer
+}
+
+// plainViewFile serves a consumer a file that holds no placeholder, without
+// kernel passthrough: the kernel does not let passthrough and cached opens
+// share a node, and a consumer may open the same node for writing, which is
+// always cached.
+type plainViewFile struct{ loopbackHandle }
 
 // openResolved opens a consumer's view of a file: the rendered bytes live in
 // the handle, and whatever the consumer writes is reverse-substituted before
@@ -248,13 +289,9 @@ func (rf *resolvedFile) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.
 // kernel passthrough; that is safe because their bytes are the raw bytes.
 func (r *Root) openRaw(c Caller, rel string, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	flags &^= syscall.O_APPEND | fuse.FMODE_EXEC
-	open := int(flags)
-	if flags&syscall.O_ACCMODE == syscall.O_WRONLY {
-		// Readable too, so that release can scrub what was written.
-		open = open&^syscall.O_ACCMODE | syscall.O_RDWR
-	}
-	f, err := r.openBeneath(rel, open, 0)
-	if err != nil && open != int(flags) {
+	// Readable too, so that release can scrub what was written.
+	f, err := r.openBeneath(rel, readableToo(flags), 0)
+	if err != nil && readableToo(flags) != int(flags) {
 		f, err = r.openBeneath(rel, int(flags), 0)
 	}
 	if err != nil {
@@ -279,6 +316,17 @@ func (r *Root) rawFromFile(c Caller, rel string, f *os.File, flags uint32) gofs.
 	return rf
 }
 
+// reopenNoAtime opens the file behind f again for reading, without
+// updating its access time where the kernel allows that.
+func reopenNoAtime(f *os.File) (*os.File, error) {
+	p := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	rd, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOATIME, 0)
+	if err != nil {
+		rd, err = os.OpenFile(p, os.O_RDONLY, 0)
+	}
+	return rd, err
+}
+
 // rawFile is a loopback handle that, when it was open for writing, replaces
 // any known value written through it by its placeholder on release.
 type rawFile struct {
@@ -288,13 +336,25 @@ type rawFile struct {
 	caller   Caller
 	rel      string
 	writable bool
-	opened   syscall.Stat_t
 	wrote    atomic.Bool
+
+	scrubMu sync.Mutex
+	opened  syscall.Stat_t // what the file was when last known clean
 }
 
 func (rf *rawFile) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	rf.wrote.Store(true)
 	return rf.LoopbackFile.Write(ctx, data, off)
+}
+
+// Flush runs in close(2) itself, so a value written through this handle is
+// gone from the backing file by the time close returns. Release is
+// asynchronous to close and only catches what Flush could not.
+func (rf *rawFile) Flush(ctx context.Context) syscall.Errno {
+	if rf.writable {
+		rf.root.scrub(rf)
+	}
+	return rf.LoopbackFile.Flush(ctx)
 }
 
 func (rf *rawFile) Release(ctx context.Context) syscall.Errno {
@@ -308,6 +368,8 @@ func (rf *rawFile) Release(ctx context.Context) syscall.Errno {
 // known value. Writes through passthrough never reach the daemon, so this
 // looks at the file rather than at the writes.
 func (r *Root) scrub(rf *rawFile) {
+	rf.scrubMu.Lock()
+	defer rf.scrubMu.Unlock()
 	var st syscall.Stat_t
 	if err := syscall.Fstat(int(rf.f.Fd()), &st); err != nil {
 		return
@@ -316,13 +378,23 @@ func (r *Root) scrub(rf *rawFile) {
 		return
 	}
 	if st.Size == 0 || st.Size > maxScrubSize {
+		rf.opened = st
 		return
 	}
-	data, errno := readAll(rf.f)
+	// Read through a second descriptor without updating atime, so the
+	// scrub leaves no trace in the file's metadata.
+	rd, err := reopenNoAtime(rf.f)
+	if err != nil {
+		return
+	}
+	data, errno := readAll(rd)
+	rd.Close()
 	if errno != 0 {
 		return
 	}
 	defer wipe(data)
+	rf.opened = st
+	rf.wrote.Store(false)
 	out, names, err := r.secrets.Reverse(data)
 	if err != nil || len(names) == 0 {
 		return
@@ -334,6 +406,7 @@ func (r *Root) scrub(rf *rawFile) {
 		return
 	}
 	rf.f.Sync()
+	syscall.Fstat(int(rf.f.Fd()), &rf.opened)
 	r.stats.Reversals.Add(1)
 	r.obs.Reversed(rf.caller, rf.rel, names)
 }

@@ -45,11 +45,15 @@ const (
 	envN      = "FACIOFS_TEST_N"
 	envExpect = "FACIOFS_TEST_EXPECT"
 	envLeak   = "FACIOFS_TEST_CHECKLEAK"
+	envDestRW = "FACIOFS_TEST_DEST_RDWR"
 
 	exitUnsupported = 3
 )
 
 var helperDir string // world-readable directory holding the binary copy
+
+// goraceEnv stops a -race helper from sleeping a second at exit.
+const goraceEnv = "GORACE=atexit_sleep_ms=0"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envRole) != "" {
@@ -148,7 +152,7 @@ func runHelperAs(t testing.TB, r role, op, path string, env ...string) helperRes
 	cmd := exec.CommandContext(ctx, helperBinary(t))
 	cmd.Env = append([]string{
 		envRole + "=" + r.name, envOp + "=" + op, envPath + "=" + path,
-		"PATH=/usr/bin:/bin", "TMPDIR=/tmp", "HOME=/",
+		"PATH=/usr/bin:/bin", "TMPDIR=/tmp", "HOME=/", goraceEnv,
 	}, env...)
 	cmd.Dir = "/"
 	cmd.SysProcAttr = r.attr()
@@ -217,7 +221,7 @@ func startSession(t testing.TB, r role) *session {
 	t.Helper()
 	s := &session{t: t, r: r}
 	s.cmd = exec.Command(helperBinary(t))
-	s.cmd.Env = []string{envRole + "=" + r.name, envOp + "=session", "PATH=/usr/bin:/bin", "TMPDIR=/tmp"}
+	s.cmd.Env = []string{envRole + "=" + r.name, envOp + "=session", "PATH=/usr/bin:/bin", "TMPDIR=/tmp", goraceEnv}
 	s.cmd.Dir = "/"
 	s.cmd.SysProcAttr = r.attr()
 	s.cmd.Stderr = &s.stderr
@@ -561,7 +565,11 @@ func runHelperOp(op, path string) ([]byte, error) {
 			return nil, err
 		}
 		dest := os.Getenv(envDest)
-		dfd, err := unix.Open(dest, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o644)
+		mode := unix.O_WRONLY // as cp(1) opens its destination
+		if os.Getenv(envDestRW) == "1" {
+			mode = unix.O_RDWR
+		}
+		dfd, err := unix.Open(dest, mode|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o644)
 		if err != nil {
 			return nil, err
 		}
@@ -800,6 +808,8 @@ func runSession() int {
 				flags = unix.O_RDWR | unix.O_TRUNC
 			case "wc":
 				flags = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC
+			case "wt":
+				flags = unix.O_WRONLY | unix.O_TRUNC
 			case "rwc":
 				flags = unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC
 			}

@@ -61,7 +61,9 @@ func callerOf(ctx context.Context) Caller {
 	return Caller{}
 }
 
-// Lookup points each caller at its own node for a templated file.
+// Lookup points each caller at its own node. On a path that some consumer
+// rule covers, a consumer gets a view node and everybody else the raw node,
+// both with zero timeouts so that every walk asks again.
 func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	p := filepath.Join(n.backingPath(), name)
 	st, id, err := n.root.lstat(p)
@@ -69,35 +71,26 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 		return nil, gofs.ToErrno(err)
 	}
 	out.Attr.FromStat(&st)
-
-	if st.Mode&syscall.S_IFMT == syscall.S_IFREG {
-		c := callerOf(ctx)
-		rel := path.Join(n.rel(), name)
-		v := n.root.view(c, rel)
-		if !v.Raw() {
-			templated, errno := n.root.templated(rel, &st)
-			if errno != 0 {
-				return nil, errno
-			}
-			if templated {
-				size, errno := n.root.renderedSize(rel, &st, v)
-				if errno != 0 {
-					return nil, errno
-				}
-				out.Attr.Size = size
-				out.Attr.Blocks = (size + 511) / 512
-				id.Gen = viewGen(id.Gen, v.Key)
-				ch := n.NewInode(ctx, &Node{LoopbackNode: &gofs.LoopbackNode{RootData: n.root.loop}, root: n.root, viewKey: v.Key}, id)
-				// Zero timeouts: the next walk by anybody asks again.
-				out.SetEntryTimeout(0)
-				out.SetAttrTimeout(0)
-				return ch, 0
-			}
-		}
+	rel := path.Join(n.rel(), name)
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || !n.root.covers(rel) {
+		n.root.setTimeouts(out)
+		return n.NewInode(ctx, n.root.newNode(""), id), 0
 	}
-	ch := n.NewInode(ctx, &Node{LoopbackNode: &gofs.LoopbackNode{RootData: n.root.loop}, root: n.root}, id)
-	n.root.setTimeouts(out)
-	return ch, 0
+	// Zero timeouts: the next walk by anybody asks again.
+	out.SetEntryTimeout(0)
+	out.SetAttrTimeout(0)
+	v := n.root.view(callerOf(ctx), rel)
+	if v.Raw() {
+		return n.NewInode(ctx, n.root.newNode(""), id), 0
+	}
+	size, errno := n.root.viewSize(rel, &st, v)
+	if errno != 0 {
+		return nil, errno
+	}
+	out.Attr.Size = size
+	out.Attr.Blocks = (size + 511) / 512
+	id.Gen = viewGen(id.Gen, v.Key)
+	return n.NewInode(ctx, n.root.newNode(v.Key), id), 0
 }
 
 // viewGen gives each view of a backing inode its own go-fuse identity, and
@@ -108,35 +101,30 @@ func viewGen(gen uint64, key string) uint64 {
 	return (gen ^ h.Sum64()) | 1<<63
 }
 
+// misplaced reports whether the caller belongs on another node than n: a
+// consumer on a raw node of a covered file, or anybody whose view is not
+// n's on a view node. Such a caller gets ESTALE, and the VFS walks again
+// with LOOKUP_REVAL, which always asks Lookup.
+func (n *Node) misplaced(c Caller, rel string) (View, bool) {
+	if n.viewKey == "" && (!n.IsRegular() || !n.root.covers(rel)) {
+		return View{}, false
+	}
+	v := n.root.view(c, rel)
+	return v, v.Key != n.viewKey
+}
+
 // Open decides the view at open time and binds it to the handle.
 func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	c := callerOf(ctx)
 	rel := n.rel()
-	v := n.root.view(c, rel)
-	if n.viewKey != "" {
-		if v.Key != n.viewKey {
-			// A dentry for somebody else's view: make the VFS walk again.
-			return nil, 0, syscall.ESTALE
-		}
-		return n.root.openResolved(c, rel, flags, v)
+	v, wrong := n.misplaced(c, rel)
+	if wrong {
+		return nil, 0, syscall.ESTALE
 	}
-	if !v.Raw() && n.IsRegular() {
-		templated, errno := n.root.templatedPath(rel)
-		if errno != 0 {
-			return nil, 0, errno
-		}
-		if templated {
-			// The consumer's view lives on another node; LOOKUP_REVAL
-			// finds it.
-			return nil, 0, syscall.ESTALE
-		}
-		if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
-			// A consumer writing a file it may resolve writes in
-			// resolved space: keep it in memory until it is reversed.
-			return n.root.openResolved(c, rel, flags, v)
-		}
+	if n.viewKey == "" {
+		return n.root.openRaw(c, rel, flags)
 	}
-	return n.root.openRaw(c, rel, flags)
+	return n.root.openView(c, rel, flags, v)
 }
 
 // IsRegular reports whether the node is a regular file.
@@ -145,14 +133,15 @@ func (n *Node) IsRegular() bool {
 }
 
 // Create makes a new file. A consumer creating a file on a path its view
-// covers gets an in-memory handle, so nothing it writes reaches the disk
-// before reverse substitution.
+// covers gets a view node and an in-memory handle, so nothing it writes
+// reaches the disk, or a cache the agent can reach, before reverse
+// substitution.
 func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
 	c := callerOf(ctx)
 	p := filepath.Join(n.backingPath(), name)
 	rel := path.Join(n.rel(), name)
 	flags = flags &^ syscall.O_APPEND
-	f, err := n.root.openBeneath(rel, int(flags)|syscall.O_CREAT, mode)
+	f, err := n.root.openBeneath(rel, readableToo(flags)|syscall.O_CREAT, mode)
 	if err != nil {
 		return nil, nil, 0, gofs.ToErrno(err)
 	}
@@ -163,36 +152,60 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, gofs.ToErrno(err)
 	}
 	out.FromStat(&st)
-	n.root.setTimeouts(out)
-	ch := n.NewInode(ctx, &Node{LoopbackNode: &gofs.LoopbackNode{RootData: n.root.loop}, root: n.root}, id)
-
-	if v := n.root.view(c, rel); !v.Raw() {
-		fh, fl, errno := n.root.resolvedFromFile(c, rel, f, flags, v)
-		return ch, fh, fl, errno
+	if !n.root.covers(rel) {
+		n.root.setTimeouts(out)
+		return n.NewInode(ctx, n.root.newNode(""), id), n.root.rawFromFile(c, rel, f, flags), 0, 0
 	}
-	return ch, n.root.rawFromFile(c, rel, f, flags), 0, 0
+	out.SetEntryTimeout(0)
+	out.SetAttrTimeout(0)
+	v := n.root.view(c, rel)
+	if v.Raw() {
+		return n.NewInode(ctx, n.root.newNode(""), id), n.root.rawFromFile(c, rel, f, flags), 0, 0
+	}
+	id.Gen = viewGen(id.Gen, v.Key)
+	ch := n.NewInode(ctx, n.root.newNode(v.Key), id)
+	fh, fl, errno := n.root.resolvedFromFile(c, rel, f, flags|syscall.O_RDWR, v)
+	return ch, fh, fl, errno
 }
 
-// Getattr reports a view node's resolved size; other nodes are loopback.
+// readableToo turns a write-only open into a read-write one: the daemon
+// must read what was written, to scrub values from it or to render it.
+// The kernel has already checked the caller's own access.
+func readableToo(flags uint32) int {
+	if flags&syscall.O_ACCMODE == syscall.O_WRONLY {
+		return int(flags&^syscall.O_ACCMODE | syscall.O_RDWR)
+	}
+	return int(flags)
+}
+
+// Getattr reports a view node's view size; a raw node's is the backing
+// file's.
 func (n *Node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	if rf, ok := fh.(*resolvedFile); ok {
 		return rf.Getattr(ctx, out)
 	}
+	rel := n.rel()
+	if fh == nil {
+		// Without a handle the request comes from a path walk's dentry,
+		// which may belong to somebody else's view.
+		if _, wrong := n.misplaced(callerOf(ctx), rel); wrong {
+			return syscall.ESTALE
+		}
+	}
 	if n.viewKey == "" {
 		errno := n.LoopbackNode.Getattr(ctx, fh, out)
-		out.SetTimeout(n.root.attrTimeout)
+		if n.IsRegular() && n.root.covers(rel) {
+			out.SetTimeout(0)
+		} else {
+			out.SetTimeout(n.root.attrTimeout)
+		}
 		return errno
-	}
-	rel := n.rel()
-	v := n.root.view(callerOf(ctx), rel)
-	if v.Key != n.viewKey {
-		return syscall.ESTALE
 	}
 	var st syscall.Stat_t
 	if err := syscall.Lstat(filepath.Join(n.root.backing, rel), &st); err != nil {
 		return gofs.ToErrno(err)
 	}
-	size, errno := n.root.renderedSize(rel, &st, v)
+	size, errno := n.root.viewSize(rel, &st, n.root.view(callerOf(ctx), rel))
 	if errno != 0 {
 		return errno
 	}
@@ -206,10 +219,8 @@ func (n *Node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOu
 // Statx is Getattr for callers that ask for more fields; a view node must
 // report the same resolved size.
 func (n *Node) Statx(ctx context.Context, fh gofs.FileHandle, flags uint32, mask uint32, out *fuse.StatxOut) syscall.Errno {
-	if n.viewKey == "" {
-		if _, ok := fh.(*resolvedFile); !ok {
-			return n.LoopbackNode.Statx(ctx, fh, flags, mask, out)
-		}
+	if _, ok := fh.(*resolvedFile); !ok && n.viewKey == "" && (!n.IsRegular() || !n.root.covers(n.rel())) {
+		return n.LoopbackNode.Statx(ctx, fh, flags, mask, out)
 	}
 	var a fuse.AttrOut
 	if errno := n.Getattr(ctx, fh, &a); errno != 0 {
@@ -229,25 +240,28 @@ func (n *Node) Statx(ctx context.Context, fh gofs.FileHandle, flags uint32, mask
 // Setattr on a view node changes the size in resolved space; everything
 // else goes to the backing file.
 func (n *Node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	rf, isResolved := fh.(*resolvedFile)
-	if n.viewKey == "" && !isResolved {
+	c := callerOf(ctx)
+	rel := n.rel()
+	v, wrong := n.misplaced(c, rel)
+	if wrong && fh == nil {
+		return syscall.ESTALE
+	}
+	if n.viewKey == "" {
 		errno := n.LoopbackNode.Setattr(ctx, fh, in, out)
-		out.SetTimeout(n.root.attrTimeout)
+		if n.IsRegular() && n.root.covers(rel) {
+			out.SetTimeout(0)
+		} else {
+			out.SetTimeout(n.root.attrTimeout)
+		}
 		return errno
 	}
 	if size, ok := in.GetSize(); ok {
-		if isResolved {
+		if rf, ok := fh.(*resolvedFile); ok {
 			if errno := rf.truncate(int64(size)); errno != 0 {
 				return errno
 			}
-		} else {
-			v := n.root.view(callerOf(ctx), n.rel())
-			if v.Key != n.viewKey {
-				return syscall.ESTALE
-			}
-			if errno := n.root.truncateResolved(callerOf(ctx), n.rel(), int64(size), v); errno != 0 {
-				return errno
-			}
+		} else if errno := n.root.truncateResolved(c, rel, int64(size), v); errno != 0 {
+			return errno
 		}
 		in.Valid &^= fuse.FATTR_SIZE
 	}

@@ -65,7 +65,7 @@ func (r *Root) templated(rel string, st *syscall.Stat_t) (bool, syscall.Errno) {
 	if ok {
 		return t, 0
 	}
-	f, err := r.openBeneath(rel, os.O_RDONLY, 0)
+	f, err := r.openForScan(rel)
 	if err != nil {
 		return false, toErrno(err)
 	}
@@ -185,6 +185,16 @@ func readAll(f *os.File) ([]byte, syscall.Errno) {
 	}
 }
 
+// viewSize is the size a view node reports: the rendered size of a
+// templated file, the backing size of any other.
+func (r *Root) viewSize(rel string, st *syscall.Stat_t, v View) (uint64, syscall.Errno) {
+	templated, errno := r.templated(rel, st)
+	if errno != 0 || !templated {
+		return uint64(st.Size), errno
+	}
+	return r.renderedSize(rel, st, v)
+}
+
 // renderedSize is the size a view of the file has, for LOOKUP and GETATTR.
 func (r *Root) renderedSize(rel string, st *syscall.Stat_t, v View) (uint64, syscall.Errno) {
 	k := sizeKey{statKey: keyOf(st), view: v.Key, gen: r.secrets.Generation()}
@@ -194,7 +204,7 @@ func (r *Root) renderedSize(rel string, st *syscall.Stat_t, v View) (uint64, sys
 	if ok {
 		return size, 0
 	}
-	f, err := r.openBeneath(rel, os.O_RDONLY, 0)
+	f, err := r.openForScan(rel)
 	if err != nil {
 		return 0, toErrno(err)
 	}

@@ -106,6 +106,7 @@ func (r *Root) SetPolicy(p Policy) {
 type nobody struct{}
 
 func (nobody) View(Caller, string) View { return View{} }
+func (nobody) Covers(string) bool       { return false }
 
 // Stats returns the filesystem's counters.
 func (r *Root) Stats() *Stats { return &r.stats }
@@ -157,6 +158,14 @@ func (r *Root) view(c Caller, rel string) View {
 		return View{}
 	}
 	return v
+}
+
+func (r *Root) covers(rel string) bool {
+	return (*r.policy.Load()).Covers(rel)
+}
+
+func (r *Root) newNode(viewKey string) *Node {
+	return &Node{LoopbackNode: &gofs.LoopbackNode{RootData: r.loop}, root: r, viewKey: viewKey}
 }
 
 func (r *Root) setTimeouts(out *fuse.EntryOut) {
@@ -217,6 +226,17 @@ func (r *Root) openBeneath(rel string, flags int, mode uint32) (*os.File, error)
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), filepath.Join(r.backing, rel)), nil
+}
+
+// openForScan opens a backing file to look at its content on the
+// daemon's own account (scanning, sizing, rendering), without updating its
+// access time where the kernel allows that.
+func (r *Root) openForScan(rel string) (*os.File, error) {
+	f, err := r.openBeneath(rel, unix.O_RDONLY|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		f, err = r.openBeneath(rel, unix.O_RDONLY, 0)
+	}
+	return f, err
 }
 
 // preserveOwner gives a file created by the root daemon to its creator.

@@ -68,15 +68,22 @@ func tokenSeg() seg { return seg{phToken, fakeToken} }
 
 // bigDoc is about three pages with placeholders across both page
 // boundaries, at odd offsets, a filter, an escape and binary bytes.
-func bigDoc() doc {
+func bigDoc() doc { return bigDocEsc(true) }
+
+// bigDocEsc is bigDoc, with or without the escape. Files that a consumer
+// writes back cannot have one: Reverse does not restore escapes (documented
+// in resolve.Matcher.Reverse).
+func bigDocEsc(escape bool) doc {
 	bin := make([]byte, 256)
 	for i := range bin {
 		bin[i] = byte(i)
 	}
-	d := doc{lit("OPENAI_API_KEY="), keySeg(), lit("\nTOKEN="), tokenSeg(),
-		lit("\nESC=$"), seg{"$" + phKey, phKey}, // escaped: consumers get the literal
-		lit("\nB64="), seg{"${credentials.OPENAI_API_KEY|base64}", base64.StdEncoding.EncodeToString([]byte(fakeKey))},
-		lit("\n"), lit(string(bin))}
+	d := doc{lit("OPENAI_API_KEY="), keySeg(), lit("\nTOKEN="), tokenSeg()}
+	if escape {
+		d = append(d, lit("\nESC="), seg{"$" + phKey, phKey}) // consumers get the literal
+	}
+	d = append(d, lit("\nB64="), seg{"${credentials.OPENAI_API_KEY|base64}", base64.StdEncoding.EncodeToString([]byte(fakeKey))},
+		lit("\n"), lit(string(bin)))
 	n := len(d.raw())
 	d = append(d, filler(4096-n-7, 3), keySeg()) // key starts 7 bytes before 4096
 	n = len(d.raw())
@@ -88,10 +95,10 @@ func bigDoc() doc {
 func writeBacking(t *testing.T, tm *testMount, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(tm.backing, name)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
+	if err := os.WriteFile(p, data, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(p, 0o644)
+	os.Chmod(p, 0o666)
 	return filepath.Join(tm.mnt, name)
 }
 
@@ -177,27 +184,84 @@ func TestViewsReadPaths(t *testing.T) {
 }
 
 // TestViewsCopyInsideMount copies a templated file to a new file in the
-// mount with copy_file_range: the agent's copy is raw, the consumer's copy
-// reads back rendered, and neither copy holds a value in the backing dir.
+// mount with copy_file_range (destination opened O_WRONLY as cp(1) does, and
+// O_RDWR), and with cp(1) itself: the agent's copy is raw, the consumer's
+// copy reads back rendered, and no copy holds a value in the backing dir.
 func TestViewsCopyInsideMount(t *testing.T) {
 	tm := mountFS(t, consumerPolicy(), fakeValues)
-	d := bigDoc()
+	d := bigDocEsc(false)
 	p := writeBacking(t, tm, "src.env", d.raw())
 	for _, r := range []role{consumerRole, agentRole, rootRole} {
-		t.Run(r.name, func(t *testing.T) {
-			name := "copy-" + r.name
-			got := mustHelper(t, r, "cfr-in", p, envDest+"="+filepath.Join(tm.mnt, name))
-			if r == consumerRole {
-				wantBytes(t, "copy read back", got, d.rendered())
-			} else {
-				assertNoLeak(t, r.name+" copy read back", got)
-				wantBytes(t, "copy read back", got, d.raw())
+		for _, mode := range []string{"wronly", "rdwr"} {
+			t.Run(r.name+"/"+mode, func(t *testing.T) {
+				name := "copy-" + r.name + "-" + mode
+				env := []string{envDest + "=" + filepath.Join(tm.mnt, name)}
+				if mode == "rdwr" {
+					env = append(env, envDestRW+"=1")
+				}
+				res := runHelperAs(t, r, "cfr-in", p, env...)
+				if res.unsupported() {
+					t.Skipf("not supported here: %s", res.stderr)
+				}
+				if res.code != 0 {
+					if r == consumerRole && mode == "wronly" && strings.Contains(string(res.stderr), "bad file descriptor") {
+						t.Errorf("FS-CREATE-WRONLY: consumer open(O_WRONLY|O_CREAT) of a new file fails: %s", strings.TrimSpace(string(res.stderr)))
+						return
+					}
+					t.Fatalf("cfr-in: exit %d: %s", res.code, res.stderr)
+				}
+				got := res.out
+				if r == consumerRole {
+					wantBytes(t, "copy read back", got, d.rendered())
+				} else {
+					assertNoLeak(t, r.name+" copy read back", got)
+					wantBytes(t, "copy read back", got, d.raw())
+				}
+				back := readBacking(t, tm, name)
+				assertNoLeak(t, "backing of "+name, back)
+				wantBytes(t, "backing of "+name, back, d.raw())
+				// The agent reading the consumer's copy gets placeholders.
+				assertNoLeak(t, "agent reading "+name, mustHelper(t, agentRole, "read", filepath.Join(tm.mnt, name)))
+			})
+		}
+		t.Run(r.name+"/cp", func(t *testing.T) {
+			name := "cp-" + r.name
+			_, err := runCmdAs(t, r, "cp", p, filepath.Join(tm.mnt, name))
+			if err != nil {
+				if r == consumerRole && strings.Contains(err.Error(), "Bad file descriptor") {
+					t.Errorf("FS-CREATE-WRONLY: consumer cp into the mount fails: %v", err)
+					return
+				}
+				t.Fatal(err)
 			}
-			assertNoLeak(t, "backing of "+name, readBacking(t, tm, name))
-			// The agent reading the consumer's copy gets placeholders.
-			assertNoLeak(t, "agent reading "+name, mustHelper(t, agentRole, "read", filepath.Join(tm.mnt, name)))
+			back := readBacking(t, tm, name)
+			assertNoLeak(t, "backing of "+name, back)
+			wantBytes(t, "backing of "+name, back, d.raw())
 		})
 	}
+}
+
+// TestViewsConsumerShellRedirect: a consumer creating a file the most
+// common way, a shell's '>' (open O_WRONLY|O_CREAT|O_TRUNC), with a value
+// in it: it works and the backing dir gets the placeholder.
+func TestViewsConsumerShellRedirect(t *testing.T) {
+	tm := mountFS(t, consumerPolicy(), fakeValues)
+	p := filepath.Join(tm.mnt, "redirect.env")
+	_, err := runCmdAs(t, consumerRole, "sh", "-c", `printf 'KEY=%s\n' "$1" > "$2"`, "sh", fakeKey, p)
+	if err != nil {
+		if strings.Contains(err.Error(), "Bad file descriptor") {
+			t.Errorf("FS-CREATE-WRONLY: consumer `printf ... > %s` fails: %v", filepath.Base(p), err)
+			if b, err := os.ReadFile(filepath.Join(tm.backing, "redirect.env")); err == nil {
+				assertNoLeak(t, "backing after failed redirect", b)
+				t.Logf("the failed create still left a %d-byte file in the backing dir", len(b))
+			}
+			return
+		}
+		t.Fatal(err)
+	}
+	back := readBacking(t, tm, "redirect.env")
+	assertNoLeak(t, "backing after consumer redirect", back)
+	wantBytes(t, "backing after consumer redirect", back, []byte("KEY="+phKey+"\n"))
 }
 
 // TestViewsStatSizes: stat, fstat, statx and readdir sizes are the raw
@@ -218,9 +282,13 @@ func TestViewsStatSizes(t *testing.T) {
 		if r == consumerRole {
 			want = renLen
 		}
-		for _, op := range []string{"stat", "fstat", "statx"} {
+		for _, op := range []string{"stat", "statx", "fstat"} {
 			got := string(mustHelper(t, r, op, p))
 			if got != want {
+				if r == consumerRole && got == rawLen && i > 0 && order[i-1] != consumerRole {
+					t.Errorf("FS-RAW-DENTRY-SIZE: step %d: consumer %s right after a non-consumer's walk: raw size %s, want %s", i, op, got, want)
+					continue
+				}
 				t.Errorf("step %d %s %s: size %s, want %s", i, r.name, op, got, want)
 			}
 		}
@@ -389,7 +457,7 @@ func TestViewsConcurrentReaders(t *testing.T) {
 		pr := &proc{r: r}
 		pr.cmd = exec.Command(helperBinary(t))
 		pr.cmd.Env = []string{envRole + "=" + r.name, envOp + "=loop", envPath + "=" + p,
-			envN + "=" + strconv.Itoa(n), envExpect + "=" + hex.EncodeToString(want), envLeak + "=" + leak}
+			envN + "=" + strconv.Itoa(n), envExpect + "=" + hex.EncodeToString(want), envLeak + "=" + leak, goraceEnv}
 		pr.cmd.SysProcAttr = r.attr()
 		pr.cmd.Stdout, pr.cmd.Stderr = &pr.out, &pr.err
 		w, err := pr.cmd.StdinPipe()
@@ -473,24 +541,76 @@ func TestViewsConsumerRewrite(t *testing.T) {
 }
 
 // TestViewsAgentPastesValue: an agent that writes a known value into a new
-// file ends up with the placeholder in the backing dir after close.
+// file ends up with the placeholder in the backing dir after close(2). New
+// files opened O_RDWR|O_CREAT, O_WRONLY|O_CREAT (a shell's '>'), and an
+// existing file opened O_WRONLY|O_TRUNC.
 func TestViewsAgentPastesValue(t *testing.T) {
 	tm := mountFS(t, consumerPolicy(), fakeValues)
+	content := "KEY=" + fakeKey + "\nTOKEN=" + fakeToken + "\n"
+	want := []byte("KEY=" + phKey + "\nTOKEN=" + phToken + "\n")
 	for _, r := range []role{agentRole, rootRole} {
-		t.Run(r.name, func(t *testing.T) {
-			name := "pasted-" + r.name + ".env"
-			p := filepath.Join(tm.mnt, name)
-			s := startSession(t, r)
-			s.must("open", p, "wc")
-			s.must("write", hex.EncodeToString([]byte("KEY="+fakeKey+"\nTOKEN="+fakeToken+"\n")))
-			s.must("close")
-			back := readBacking(t, tm, name)
-			assertNoLeak(t, "backing after agent paste", back)
-			wantBytes(t, "backing after agent paste", back, []byte("KEY="+phKey+"\nTOKEN="+phToken+"\n"))
-			// And the consumer now gets the values through it.
-			wantBytes(t, "consumer read of pasted file", mustHelper(t, consumerRole, "read", p),
-				[]byte("KEY="+fakeKey+"\nTOKEN="+fakeToken+"\n"))
-		})
+		for _, mode := range []string{"rwc", "wc", "existing-wt", "shell"} {
+			t.Run(r.name+"/"+mode, func(t *testing.T) {
+				const rounds = 10
+				late, never := 0, 0
+				var worst time.Duration
+				for i := range rounds {
+					name := fmt.Sprintf("pasted-%s-%s-%d.env", r.name, mode, i)
+					p := filepath.Join(tm.mnt, name)
+					switch mode {
+					case "shell":
+						if _, err := runCmdAs(t, r, "sh", "-c", `printf '%s' "$1" > "$2"`, "sh", content, p); err != nil {
+							t.Fatal(err)
+						}
+					default:
+						flags := mode
+						if mode == "existing-wt" {
+							writeBacking(t, tm, name, []byte("old\n"))
+							flags = "wt"
+						}
+						s := startSession(t, r)
+						s.must("open", p, flags)
+						s.must("write", hex.EncodeToString([]byte(content)))
+						s.must("close")
+						s.close()
+					}
+					// Right after close(2) returned, then for up to 2 s.
+					start := time.Now()
+					back := readBacking(t, tm, name)
+					leakedAtClose := findLeak(back, fakeForms) != ""
+					for findLeak(back, fakeForms) != "" && time.Since(start) < time.Second {
+						time.Sleep(time.Millisecond)
+						back = readBacking(t, tm, name)
+					}
+					waited := time.Since(start)
+					switch {
+					case findLeak(back, fakeForms) != "":
+						never++
+					case waited > 0 && !bytes.Equal(back, want):
+						t.Errorf("backing after paste: %d bytes, want %d", len(back), len(want))
+					}
+					if leakedAtClose && findLeak(back, fakeForms) == "" {
+						late++
+						worst = max(worst, waited)
+					}
+					if i == 0 && findLeak(back, fakeForms) == "" {
+						wantBytes(t, "backing after agent paste", back, want)
+						wantBytes(t, "consumer read of pasted file", mustHelper(t, consumerRole, "read", p), []byte(content))
+					}
+					if never > 0 {
+						t.Logf("round %d: value still in the backing file 1 s after close(2); stopping", i)
+						break
+					}
+				}
+				t.Logf("%d/%d rounds: value still in backing when close(2) returned (scrubbed within %v); %d never scrubbed", late, rounds, worst, never)
+				if never > 0 {
+					t.Errorf("FS-CREATE-WRONLY-SCRUB: %s wrote a value through a %s open: still in the backing file 1 s after close (%d never-scrubbed round(s))", r.name, mode, never)
+				}
+				if late > 0 {
+					t.Errorf("FS-ASYNC-SCRUB: %s: value in the backing file after close(2) returned, for up to %v, in %d/%d rounds", r.name, worst, late, rounds)
+				}
+			})
+		}
 	}
 }
 
@@ -512,7 +632,7 @@ func TestViewsConsumerCreates(t *testing.T) {
 			a := runHelperAs(t, agentRole, "read", p)
 			assertNoLeak(t, "agent read while consumer writes", a.out)
 			if a.code != 0 {
-				t.Logf("agent read while consumer holds the new file open: exit %d: %s", a.code, strings.TrimSpace(string(a.stderr)))
+				t.Errorf("FS-IOMODE-EIO: agent read of a new file while the consumer that created it holds it open: exit %d: %s", a.code, strings.TrimSpace(string(a.stderr)))
 			}
 			am := runHelperAs(t, agentRole, "mmap-shared", p)
 			assertNoLeak(t, "agent mmap while consumer writes", am.out)
@@ -551,7 +671,7 @@ func TestViewsConsumerWritesPlainFileAgentHolds(t *testing.T) {
 	c := startSession(t, consumerRole)
 	if _, err := c.do("open", p, "rw"); err != nil {
 		// The kernel refuses a cached open next to a passthrough one.
-		t.Logf("consumer O_RDWR open of a plain file the agent holds open: %v", err)
+		t.Errorf("FS-IOMODE-EIO: consumer O_RDWR open of a plain file the agent holds open: %v", err)
 		a.must("close")
 		c.must("open", p, "rw")
 	}
@@ -678,17 +798,29 @@ func TestViewsUnmountWithOpenFile(t *testing.T) {
 	c := startSession(t, consumerRole)
 	c.must("open", p, "r")
 	c.must("read")
-	done := make(chan error, 1)
-	go func() { done <- tm.server.Unmount() }()
-	select {
-	case err := <-done:
-		t.Logf("unmount with an open file: %v", err)
-		if err != nil && !errors.Is(err, syscall.EBUSY) && !strings.Contains(err.Error(), "busy") {
-			t.Logf("note: unmount error is not EBUSY")
+	unmount := func(label string, fn func() error) error {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- fn() }()
+		select {
+		case err := <-done:
+			t.Logf("%s: %v", label, err)
+			return err
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%s hangs", label)
+			return nil
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("unmount with an open file hangs")
 	}
-	c.do("close")
+	if err := unmount("umount(2) with an open file", func() error { return syscall.Unmount(tm.mnt, 0) }); err == nil {
+		return // unmounted: cleanup has nothing left to do
+	} else if !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("umount(2) with an open file: %v, want EBUSY or success", err)
+	}
+	// The mount still serves the open file.
+	wantBytes(t, "read after failed unmount", c.must("read"), []byte("K="+fakeKey+"\n"))
+	c.must("close")
 	c.close()
+	if err := unmount("server.Unmount after close", tm.server.Unmount); err != nil {
+		t.Errorf("unmount after the file was closed: %v", err)
+	}
 }

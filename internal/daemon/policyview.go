@@ -24,6 +24,8 @@ func newPolicyView(p *policy.Policy, ids *policy.Identifier) *policyView {
 	return &policyView{p: p, ids: ids, gen: policyGeneration.Add(1)}
 }
 
+func (pv *policyView) Covers(rel string) bool { return pv.p.Covers(rel) }
+
 func (pv *policyView) View(c fs.Caller, rel string) fs.View {
 	if !pv.p.Covers(rel) {
 		return fs.View{}
