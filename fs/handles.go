@@ -3,7 +3,9 @@ package fs
 import (
 	"context"
 	"fmt"
+	iofs "io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -377,36 +379,80 @@ func (r *Root) scrub(rf *rawFile) {
 	if !rf.wrote.Load() && keyOf(&st) == keyOf(&rf.opened) {
 		return
 	}
-	if st.Size == 0 || st.Size > maxScrubSize {
-		rf.opened = st
+	rf.wrote.Store(false)
+	names, err := scrubFile(rf.f, r.secrets)
+	syscall.Fstat(int(rf.f.Fd()), &rf.opened)
+	if err != nil || len(names) == 0 {
 		return
+	}
+	r.stats.Reversals.Add(1)
+	r.obs.Reversed(rf.caller, rf.rel, names)
+}
+
+// scrubFile replaces every known value in the file behind f (open for
+// writing) by its placeholder, and reports the names replaced. Files
+// larger than maxScrubSize are left alone.
+func scrubFile(f *os.File, secrets Secrets) ([]string, error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, err
+	}
+	if st.Size == 0 || st.Size > maxScrubSize {
+		return nil, nil
 	}
 	// Read through a second descriptor without updating atime, so the
 	// scrub leaves no trace in the file's metadata.
-	rd, err := reopenNoAtime(rf.f)
+	rd, err := reopenNoAtime(f)
 	if err != nil {
-		return
+		return nil, err
 	}
 	data, errno := readAll(rd)
 	rd.Close()
 	if errno != 0 {
-		return
+		return nil, errno
 	}
 	defer wipe(data)
-	rf.opened = st
-	rf.wrote.Store(false)
-	out, names, err := r.secrets.Reverse(data)
+	out, names, err := secrets.Reverse(data)
 	if err != nil || len(names) == 0 {
-		return
+		return nil, err
 	}
-	if _, err := rf.f.WriteAt(out, 0); err != nil {
-		return
+	if _, err := f.WriteAt(out, 0); err != nil {
+		return nil, err
 	}
-	if err := rf.f.Truncate(int64(len(out))); err != nil {
-		return
+	if err := f.Truncate(int64(len(out))); err != nil {
+		return nil, err
 	}
-	rf.f.Sync()
-	syscall.Fstat(int(rf.f.Fd()), &rf.opened)
-	r.stats.Reversals.Add(1)
-	r.obs.Reversed(rf.caller, rf.rel, names)
+	return names, f.Sync()
+}
+
+// ScrubTree replaces known values in every regular file under dir by
+// their placeholders, without following symlinks. A daemon that was killed
+// may have left values that raw writers put there and that no close
+// scrubbed; the next mount runs this before serving. It reports the
+// relative paths it changed, never what it removed.
+func ScrubTree(dir string, secrets Secrets) ([]string, error) {
+	var changed []string
+	err := filepath.WalkDir(dir, func(p string, d iofs.DirEntry, err error) error {
+		if err != nil {
+			if p == dir {
+				return err
+			}
+			return nil // unreadable entries cannot be scrubbed; go on
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.OpenFile(p, os.O_RDWR|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return nil
+		}
+		names, err := scrubFile(f, secrets)
+		f.Close()
+		if err == nil && len(names) > 0 {
+			rel, _ := filepath.Rel(dir, p)
+			changed = append(changed, rel)
+		}
+		return nil
+	})
+	return changed, err
 }

@@ -71,7 +71,9 @@ values. Values enter through a human's hidden prompt and never come back out.`,
 	root.PersistentFlags().StringVar(&g.store, "store", "", "credential store file (default $FACIOFS_STORE, else $XDG_DATA_HOME/faciofs/store.db, else ~/.local/share/faciofs/store.db)")
 	root.PersistentFlags().StringVar(&g.passwordFile, "password-file", "", "read the master password from this file (mode 0600) instead of a terminal prompt; also $FACIOFS_PASSWORD_FILE")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageError{err}
+		// pflag's message quotes the offending argument, which may be a
+		// value typed where it does not belong: never repeat it.
+		return usagef("%s: unknown flag or bad option value (the argument is not repeated here, in case it was a value); see `%s --help`", c.CommandPath(), c.CommandPath())
 	})
 	root.AddCommand(
 		newInitCommand(g),
@@ -82,6 +84,12 @@ values. Values enter through a human's hidden prompt and never come back out.`,
 		newPolicyCommand(),
 	)
 	return root
+}
+
+// helpOnly is the action of a command that only groups subcommands: bare,
+// it shows help; with an argument, that argument named no subcommand.
+func helpOnly(cmd *cobra.Command, a []string) error {
+	return cmd.Help()
 }
 
 // args wraps a cobra argument check so that its failures are usage errors.

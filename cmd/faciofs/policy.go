@@ -14,6 +14,8 @@ func newPolicyCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "policy",
 		Short: "Check a policy file and explain its decisions",
+		Args:  args(cobra.NoArgs),
+		RunE:  helpOnly,
 	}
 	c.AddCommand(newPolicyCheckCommand(), newPolicyExplainCommand())
 	return c

@@ -41,6 +41,8 @@ func newSecretCommand(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "secret",
 		Short: "Store and list credentials (values go in, never out)",
+		Args:  args(cobra.NoArgs),
+		RunE:  helpOnly,
 	}
 	c.AddCommand(newSecretSetCommand(g), newSecretListCommand(g))
 	return c
@@ -58,8 +60,10 @@ func newSecretSetCommand(g *globals) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, a []string) error {
 			name := a[0]
-			if err := store.ValidName(name); err != nil {
-				return usageError{err}
+			if store.ValidName(name) != nil {
+				// Not quoted back: a value typed in NAME's place must not
+				// reach the terminal's scrollback or a log.
+				return usagef("invalid credential name (not repeated here, in case it was a value): use 1 to 128 characters from A-Z, a-z, 0-9 and _, not starting with a digit")
 			}
 			s, err := store.Open(g.storePath(), store.OpenOptions{})
 			if err != nil {

@@ -10,6 +10,8 @@
 package daemon
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/faciofs/faciofs/fs"
@@ -80,6 +83,33 @@ func Run(o Options) error {
 	values := valueset.New(secrets)
 	defer values.Close()
 
+	// A marker beside the store says a mount of this backing directory is
+	// running. Finding one means the last daemon died: raw writers may have
+	// left values that no close scrubbed, so look for them before serving.
+	marker := dirtyMarker(o.Store.Path(), backing)
+	if _, err := os.Stat(marker); err == nil {
+		o.Log.Printf("the last mount of %s did not stop cleanly; scrubbing it for values left behind", backing)
+		changed, err := fs.ScrubTree(backing, values)
+		if err != nil {
+			return fmt.Errorf("scrubbing %s after an unclean stop: %w", backing, err)
+		}
+		for _, rel := range changed {
+			o.Log.Printf("reverse substitution after an unclean stop: path=%s", rel)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(marker), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(marker, []byte(backing+"\n"), 0o600); err != nil {
+		return err
+	}
+	clean := false
+	defer func() {
+		if clean {
+			os.Remove(marker)
+		}
+	}()
+
 	ids := policy.NewIdentifier()
 	cfg := fs.Config{
 		Backing:  backing,
@@ -120,6 +150,7 @@ func Run(o Options) error {
 	for {
 		select {
 		case <-done:
+			clean = true
 			return nil
 		case sig := <-sigs:
 			switch {
@@ -137,29 +168,42 @@ func Run(o Options) error {
 				o.Log.Printf("policy reloaded from %s", o.PolicyFile)
 			case !stopping:
 				stopping = true
-				if err := server.Unmount(); err != nil {
-					o.Log.Printf("unmount: %v; detaching lazily", err)
-					if err := mountpoint.Unmount(mnt, true); err != nil {
+				err := mountpoint.Unmount(mnt, false)
+				switch {
+				case err == nil, errors.Is(err, mountpoint.ErrNotMounted):
+				case errors.Is(err, mountpoint.ErrBusy):
+					// Detach now so nobody new enters; the processes
+					// inside keep working until they leave, then the
+					// kernel ends the mount and Wait returns.
+					o.Log.Printf("%s is busy; detached it: serving the processes still using it until they leave (signal again to stop now)", mnt)
+					if err := mountpoint.Unmount(mnt, true); err != nil && !errors.Is(err, mountpoint.ErrNotMounted) {
 						o.Log.Printf("lazy unmount: %v", err)
 					}
+				default:
+					o.Log.Printf("unmount %s: %v; signal again to detach it and stop", mnt, err)
 				}
 			default:
-				o.Log.Printf("second signal: detaching %s lazily", mnt)
-				if err := mountpoint.Unmount(mnt, true); err != nil && !errors.Is(err, syscall.EINVAL) {
+				o.Log.Printf("second signal: stopping now; processes still using %s get errors", mnt)
+				if err := mountpoint.Unmount(mnt, true); err != nil && !errors.Is(err, mountpoint.ErrNotMounted) {
 					o.Log.Printf("lazy unmount: %v", err)
 				}
+				return nil
 			}
 		}
 	}
 }
 
-func isUnder(p, dir string) bool {
-	rel, err := filepath.Rel(dir, p)
-	return err == nil && rel != "." && !filepath.IsAbs(rel) && rel != ".." && !hasDotDotPrefix(rel)
+// dirtyMarker is where a running mount of backing is recorded: beside the
+// store, not in the backing directory, where the agent could remove it.
+func dirtyMarker(storePath, backing string) string {
+	sum := sha256.Sum256([]byte(backing))
+	return filepath.Join(filepath.Dir(storePath), "mounts", hex.EncodeToString(sum[:12])+".running")
 }
 
-func hasDotDotPrefix(rel string) bool {
-	return len(rel) >= 3 && rel[:3] == "../"
+// isUnder reports whether p lies strictly inside dir.
+func isUnder(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // observer records resolutions in the store's counters and, when verbose,

@@ -103,6 +103,9 @@ func Prepare(path string) error {
 	return nil
 }
 
+// ErrNotMounted is returned when there is no mount to remove.
+var ErrNotMounted = errors.New("not a mount point")
+
 // ErrBusy is returned when a mount is in use and lazy was not asked for.
 var ErrBusy = errors.New("mount is busy (files are open or a process has its working directory there); close them or use --lazy")
 
@@ -121,7 +124,7 @@ func Unmount(path string, lazy bool) error {
 		return ErrBusy
 	}
 	if errors.Is(err, syscall.EINVAL) {
-		return fmt.Errorf("%s is not a mount point", path)
+		return fmt.Errorf("%s: %w", path, ErrNotMounted)
 	}
 	if errors.Is(err, syscall.EPERM) {
 		// Not root: the setuid helper may unmount our own FUSE mounts.
