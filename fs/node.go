@@ -185,14 +185,15 @@ func (n *Node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOu
 		return rf.Getattr(ctx, out)
 	}
 	rel := n.rel()
-	if fh == nil {
+	c := callerOf(ctx)
+	if n.viewKey == "" {
 		// Without a handle the request comes from a path walk's dentry,
 		// which may belong to somebody else's view.
-		if _, wrong := n.misplaced(callerOf(ctx), rel); wrong {
-			return syscall.ESTALE
+		if fh == nil {
+			if _, wrong := n.misplaced(c, rel); wrong {
+				return syscall.ESTALE
+			}
 		}
-	}
-	if n.viewKey == "" {
 		errno := n.LoopbackNode.Getattr(ctx, fh, out)
 		if n.IsRegular() && n.root.covers(rel) {
 			out.SetTimeout(0)
@@ -201,11 +202,22 @@ func (n *Node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOu
 		}
 		return errno
 	}
+	v, wrong := n.misplaced(c, rel)
+	if wrong {
+		if fh == nil {
+			return syscall.ESTALE
+		}
+		// The handle's process changed view since it opened (a policy
+		// reload): report the backing file, render nothing.
+		errno := n.LoopbackNode.Getattr(ctx, fh, out)
+		out.SetTimeout(0)
+		return errno
+	}
 	var st syscall.Stat_t
 	if err := syscall.Lstat(filepath.Join(n.root.backing, rel), &st); err != nil {
 		return gofs.ToErrno(err)
 	}
-	size, errno := n.root.viewSize(rel, &st, n.root.view(callerOf(ctx), rel))
+	size, errno := n.root.viewSize(rel, &st, v)
 	if errno != 0 {
 		return errno
 	}
