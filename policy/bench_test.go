@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 const benchPolicy = `version: 1
@@ -73,6 +74,24 @@ func BenchmarkDecideNewCaller(b *testing.B) {
 		}
 		if d := p.Decide(proc, c, "svc/.env"); !d.Allows("KEY1") {
 			b.Fatal(fmt.Sprint(d))
+		}
+	}
+}
+
+// BenchmarkDecideRecent is the filesystem's hot path: Recent (a thread
+// identified within the last second) and Decide.
+func BenchmarkDecideRecent(b *testing.B) {
+	p := mustParse(b, benchPolicy)
+	cmd := startSleep(b, "/usr/bin/sleep")
+	id := NewIdentifier()
+	c := Caller{Pid: uint32(cmd.Process.Pid)}
+	for b.Loop() {
+		proc, err := id.Recent(c, time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if d := p.Decide(proc, c, "svc/.env"); !d.Allows("KEY1") {
+			b.Fatal(d.Reason)
 		}
 	}
 }

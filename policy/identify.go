@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -76,13 +77,73 @@ type procKey struct {
 // whose parent exits keeps the ancestry it was first seen with, which can
 // only keep it an agent. Safe for concurrent use.
 type Identifier struct {
-	mu    sync.RWMutex
-	cache map[procKey]*Process
+	mu     sync.RWMutex
+	cache  map[procKey]*Process
+	recent map[recentKey]recentEntry
+}
+
+// recentKey names one thread: its id and its own start time, which a
+// later thread reusing the id cannot share (start times are in clock ticks,
+// and the whole pid space cannot be cycled within one tick).
+type recentKey struct {
+	tid   uint32
+	start uint64
+}
+
+type recentEntry struct {
+	p  *Process
+	at time.Time
 }
 
 // NewIdentifier returns an Identifier with an empty cache.
 func NewIdentifier() *Identifier {
-	return &Identifier{cache: make(map[procKey]*Process)}
+	return &Identifier{cache: make(map[procKey]*Process), recent: make(map[recentKey]recentEntry)}
+}
+
+// Recent is Identify for the filesystem's hot path: a thread identified
+// less than maxAge ago is not read again beyond its start time, which is
+// what rules out pid reuse. What it gives up, for at most maxAge, is
+// noticing an exec or a cgroup move of a process already identified: an
+// agent that execs a consumer's binary keeps its earlier (raw) identity for
+// that long, and a consumer that execs another program keeps its consumer
+// identity for that long; ancestry never changes for a live process.
+func (id *Identifier) Recent(c Caller, maxAge time.Duration) (*Process, error) {
+	if c.Pid == 0 {
+		return nil, ErrOutsideNamespace
+	}
+	start, _, err := readStat(int(c.Pid))
+	if err != nil {
+		return nil, err
+	}
+	k := recentKey{c.Pid, start}
+	now := time.Now()
+	id.mu.RLock()
+	e, ok := id.recent[k]
+	id.mu.RUnlock()
+	if ok && now.Sub(e.at) < maxAge {
+		return e.p, nil
+	}
+	p, err := id.Identify(c)
+	if err != nil {
+		return nil, err
+	}
+	id.mu.Lock()
+	if len(id.recent) >= cacheCapacity {
+		for k, e := range id.recent {
+			if now.Sub(e.at) >= maxAge {
+				delete(id.recent, k)
+			}
+		}
+		for k := range id.recent { // still full: random eviction
+			if len(id.recent) < cacheCapacity {
+				break
+			}
+			delete(id.recent, k)
+		}
+	}
+	id.recent[k] = recentEntry{p, now}
+	id.mu.Unlock()
+	return p, nil
 }
 
 // Identify identifies the process that made a request. Any error means the

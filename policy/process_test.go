@@ -553,3 +553,34 @@ func TestIdentifyConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestRecent: within maxAge a thread's identity is reused without reading
+// it again; after maxAge, or for an exited process, it is read again (and
+// an exited one is an error, never the old identity).
+func TestRecent(t *testing.T) {
+	id := NewIdentifier()
+	cmd := startSleep(t, "/usr/bin/sleep")
+	c := Caller{Pid: uint32(cmd.Process.Pid)}
+	p1, err := id.Recent(c, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := id.Recent(c, time.Hour)
+	if err != nil || p2 != p1 {
+		t.Fatalf("second Recent within maxAge: %p, %v; want the same identity %p", p2, err, p1)
+	}
+	if p1.Tgid != cmd.Process.Pid || p1.ExeIno == 0 {
+		t.Errorf("identity %+v does not describe the sleep process", p1)
+	}
+	if _, err := id.Recent(c, 0); err != nil {
+		t.Errorf("Recent with maxAge 0 (always identify again): %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if p, err := id.Recent(c, time.Hour); err == nil {
+		t.Errorf("Recent of an exited process gave %+v, want an error", p)
+	}
+	if _, err := id.Recent(Caller{}, time.Hour); err != ErrOutsideNamespace {
+		t.Errorf("Recent of pid 0: %v", err)
+	}
+}

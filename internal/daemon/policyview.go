@@ -4,12 +4,18 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/faciofs/faciofs/fs"
 	"github.com/faciofs/faciofs/policy"
 )
 
 var policyGeneration atomic.Uint64
+
+// identityMaxAge is how long the filesystem trusts an identification of a
+// thread without reading /proc again beyond the start time (see
+// policy.Identifier.Recent for what that gives up).
+const identityMaxAge = time.Second
 
 // policyView puts caller identification and the policy's decision behind
 // the filesystem's Policy interface. `faciofs policy explain` goes through
@@ -31,7 +37,7 @@ func (pv *policyView) View(c fs.Caller, rel string) fs.View {
 		return fs.View{}
 	}
 	pc := policy.Caller(c)
-	proc, err := pv.ids.Identify(pc)
+	proc, err := pv.ids.Recent(pc, identityMaxAge)
 	if err != nil {
 		return fs.View{}
 	}
