@@ -104,3 +104,28 @@ func countRefs(src []byte) int {
 	})
 	return n
 }
+
+// BenchmarkReverseClean1MiB is the common case of a scrub: a file written
+// through the mount that holds no value at all.
+func BenchmarkReverseClean1MiB(b *testing.B) {
+	var known []Known
+	for i := range 20 {
+		known = append(known, Known{fmt.Sprintf("KEY_%02d", i), fmt.Appendf(nil, "FAKE-sk-test-%02d-abcdefghijklmnopqrstuvwxyz0123", i)})
+	}
+	m := NewMatcher(known)
+	rng := rand.New(rand.NewPCG(3, 4))
+	src := make([]byte, 1<<20)
+	for i := range src {
+		if rng.IntN(4) == 0 {
+			src[i] = byte(rng.IntN(256))
+		} else {
+			src[i] = "the quick brown fox jumps over the lazy dog 0123456789 FAKE-sk "[rng.IntN(63)]
+		}
+	}
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		if _, names, err := m.Reverse(src); err != nil || len(names) != 0 {
+			b.Fatal(names, err)
+		}
+	}
+}

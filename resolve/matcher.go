@@ -1,6 +1,8 @@
 package resolve
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"slices"
 )
@@ -51,6 +53,62 @@ type Matcher struct {
 	longest []int32 // per state: longest pattern that ends here, or -1
 	short   []string
 	maxLen  int // longest pattern
+	pre     prefilter
+}
+
+// prefilter answers "certainly no pattern here" for most inputs at about a
+// nanosecond a byte, so that clean files (nearly all of them) never run the
+// automaton, whose table lookups miss the cache. Every pattern is at least
+// MinValueLen (4) bytes long, so every match starts with one of the
+// patterns' first two bytes: a 64 Ki-bit set indexed by those two bytes
+// rejects almost every offset, and an exact check of the four-byte head and
+// of the pattern rejects the rest.
+type prefilter struct {
+	pairs [1 << 10]uint64 // bit (b0 | b1<<8) set: some pattern starts b0 b1
+	heads map[uint32][]int32
+	fwd   [][]byte // forward pattern bytes, parallel to Matcher.pats
+}
+
+func (p *prefilter) add(pat []byte, idx int32) {
+	pair := uint32(pat[0]) | uint32(pat[1])<<8
+	p.pairs[pair>>6] |= 1 << (pair & 63)
+	w := binary.LittleEndian.Uint32(pat)
+	if p.heads == nil {
+		p.heads = make(map[uint32][]int32)
+	}
+	p.heads[w] = append(p.heads[w], idx)
+	p.fwd = append(p.fwd, pat)
+}
+
+// mayContain is false only if src holds no pattern. Inputs crafted to pass
+// the cheap checks often (many true prefixes) exhaust a budget of exact
+// comparisons proportional to len(src), and get true: the automaton, which
+// is linear whatever the input, then decides.
+func (p *prefilter) mayContain(src []byte) bool {
+	if len(src) < MinValueLen {
+		return false
+	}
+	budget := len(src)/16 + 64
+	pairs := &p.pairs
+	last := len(src) - MinValueLen
+	prev := uint32(src[0])
+	for i := 1; i <= last+1; i++ {
+		cur := uint32(src[i])
+		pair := prev | cur<<8
+		prev = cur
+		if pairs[pair>>6&1023]&(1<<(pair&63)) == 0 {
+			continue
+		}
+		start := i - 1
+		w := binary.LittleEndian.Uint32(src[start:])
+		for _, pi := range p.heads[w] {
+			budget--
+			if budget < 0 || bytes.HasPrefix(src[start:], p.fwd[pi]) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type pattern struct {
@@ -82,6 +140,7 @@ func NewMatcher(known []Known) *Matcher {
 		r := slices.Clone(p)
 		slices.Reverse(r)
 		forms = append(forms, r)
+		m.pre.add(slices.Clone(p), int32(len(m.pats)))
 		m.pats = append(m.pats, pattern{name, f, len(p)})
 		m.maxLen = max(m.maxLen, len(p))
 	}
@@ -297,7 +356,7 @@ func (m *Matcher) hits(src []byte, hits []hit) []hit {
 // known value or one of its forms in src, in order; fn returns false to stop.
 // name and f say which placeholder stands for src[start:end].
 func (m *Matcher) Find(src []byte, fn func(start, end int, name string, f Filter) bool) {
-	if len(m.pats) == 0 {
+	if len(m.pats) == 0 || !m.pre.mayContain(src) {
 		return
 	}
 	hits := m.hits(src, nil)

@@ -187,3 +187,28 @@ func TestMatcherLongValuesSparse(t *testing.T) {
 		t.Errorf("long values: names %v err %v", names, err)
 	}
 }
+
+// TestPrefilterNeverHidesAMatch: whatever the offset of a value or form,
+// including the very start and the last bytes of the input, the prefilter
+// lets the automaton see it; and on clean input Contains is false.
+func TestPrefilterNeverHidesAMatch(t *testing.T) {
+	known := []Known{{"A", []byte("FAKE-val-A1")}, {"B", []byte("zzzz")}, {"C", []byte("FAKE\"q'uote")}}
+	m := NewMatcher(known)
+	filler := []byte("plain text 0123456789 with no secret in it at all; ")
+	for _, k := range known {
+		for f := FilterNone; f < numFilters; f++ {
+			form := f.Apply(k.Value)
+			for _, pre := range []int{0, 1, 2, 3, 7, 50} {
+				for _, post := range []int{0, 1, 3, 9} {
+					src := append(append(append([]byte{}, filler[:pre]...), form...), filler[:post]...)
+					if !m.Contains(src) {
+						t.Errorf("%s form %v at offset %d with %d bytes after: not found", k.Name, f, pre, post)
+					}
+				}
+			}
+		}
+	}
+	if m.Contains(filler) || m.Contains(nil) || m.Contains([]byte("FAK")) {
+		t.Error("Contains is true on clean input")
+	}
+}
