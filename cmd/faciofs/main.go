@@ -82,6 +82,7 @@ values. Values enter through a human's hidden prompt and never come back out.`,
 		newMountCommand(g),
 		newUnmountCommand(),
 		newPolicyCommand(),
+		newAuditCommand(g),
 	)
 	return root
 }

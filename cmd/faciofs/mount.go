@@ -30,7 +30,7 @@ func newMountCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return daemon.Run(daemon.Options{
+			err = daemon.Run(daemon.Options{
 				Store:      s,
 				Password:   pw,
 				PolicyFile: policyFile,
@@ -41,6 +41,10 @@ func newMountCommand(g *globals) *cobra.Command {
 				Verbose:    verbose,
 				Debug:      debug,
 			})
+			if errors.Is(err, store.ErrWrongPassword) {
+				g.auditWrongPassword(cmd)
+			}
+			return err
 		},
 	}
 	c.Flags().StringVar(&policyFile, "policy", "", "policy file saying who is a consumer (default: nobody)")

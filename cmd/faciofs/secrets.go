@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/faciofs/faciofs/audit"
 	"github.com/faciofs/faciofs/internal/readpassword"
 	"github.com/faciofs/faciofs/store"
 )
@@ -29,6 +30,11 @@ func newInitCommand(g *globals) *cobra.Command {
 			}
 			defer clear(pw)
 			if err := store.Create(path, pw, store.DefaultKDF); err != nil {
+				return err
+			}
+			// Unsealed: init does not unlock what it created (that would
+			// cost a second key derivation); the next unlock seals it.
+			if err := g.auditRecord(cmd, nil, audit.Record{Event: audit.EventInit, Outcome: audit.OutcomeOK, Detail: "created " + path}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created store %s\n", path)
@@ -74,7 +80,7 @@ func newSecretSetCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			kr, err := s.Unlock(pw)
+			kr, err := g.unlockAudited(cmd, s, pw)
 			clear(pw)
 			if err != nil {
 				return err
@@ -93,9 +99,15 @@ func newSecretSetCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			verb := "replaced"
+			verb, ev := "replaced", audit.EventSecretReplace
 			if created {
-				verb = "stored"
+				verb, ev = "stored", audit.EventSecretSet
+			}
+			key := kr.AuditKey()
+			err = g.auditRecord(cmd, key, audit.Record{Event: ev, Outcome: audit.OutcomeOK, Credentials: []string{name}})
+			clear(key)
+			if err != nil {
+				return fmt.Errorf("%s %s, but %w", verb, name, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s; files reference it as ${credentials.%s}\n", verb, name, name)
 			return nil
@@ -130,6 +142,14 @@ func newSecretListCommand(g *globals) *cobra.Command {
 				metas, err = tx.List()
 				return err
 			}); err != nil {
+				return err
+			}
+			names := make([]string, len(metas))
+			for i, m := range metas {
+				names[i] = m.Name
+			}
+			if err := g.auditRecord(cmd, nil, audit.Record{Event: audit.EventSecretList, Outcome: audit.OutcomeOK,
+				Credentials: names, Detail: fmt.Sprintf("%d credentials", len(names))}); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -184,7 +204,7 @@ func newPasswdCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			kr, err := s.Unlock(pw)
+			kr, err := g.unlockAudited(cmd, s, pw)
 			clear(pw)
 			if err != nil {
 				return err
@@ -205,6 +225,12 @@ func newPasswdCommand(g *globals) *cobra.Command {
 			defer clear(npw)
 			if err := kr.Rewrap(npw, store.DefaultKDF); err != nil {
 				return err
+			}
+			key := kr.AuditKey() // the data key, and so this key, did not change
+			err = g.auditRecord(cmd, key, audit.Record{Event: audit.EventPasswd, Outcome: audit.OutcomeOK, Detail: "master password changed"})
+			clear(key)
+			if err != nil {
+				return fmt.Errorf("master password changed, but %w", err)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "master password changed")
 			return nil

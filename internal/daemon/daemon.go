@@ -20,8 +20,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
+	"github.com/faciofs/faciofs/audit"
 	"github.com/faciofs/faciofs/fs"
 	"github.com/faciofs/faciofs/internal/mountpoint"
 	"github.com/faciofs/faciofs/internal/valueset"
@@ -76,6 +78,28 @@ func Run(o Options) error {
 		return err
 	}
 	defer kr.Close()
+
+	// From here on every credential operation is audited; the log is
+	// opened with the key, so the first record also seals whatever
+	// keyless commands wrote since the last keyed writer.
+	key := kr.AuditKey()
+	alog, err := audit.Open(audit.DefaultDir(o.Store.Path()), audit.Options{
+		Key:     key,
+		OnError: func(err error) { o.Log.Printf("audit: %v", err) },
+	})
+	clear(key)
+	if err != nil {
+		return err
+	}
+	defer alog.Close()
+	self := audit.Self()
+	self.Cmdline = "faciofs mount"
+	if o.PolicyFile != "" {
+		if err := alog.Append(audit.Record{Event: audit.EventPolicyLoad, Outcome: audit.OutcomeOK, Actor: self,
+			Detail: fmt.Sprintf("%s: %d consumer rules (%s)", o.PolicyFile, len(pol.ConsumerNames()), strings.Join(pol.ConsumerNames(), ","))}); err != nil {
+			return err
+		}
+	}
 	secrets, err := kr.RevealAll()
 	if err != nil {
 		return err
@@ -87,6 +111,7 @@ func Run(o Options) error {
 	// running. Finding one means the last daemon died: raw writers may have
 	// left values that no close scrubbed, so look for them before serving.
 	marker := dirtyMarker(o.Store.Path(), backing)
+	var scrubbed []string
 	if _, err := os.Stat(marker); err == nil {
 		o.Log.Printf("the last mount of %s did not stop cleanly; scrubbing it for values left behind", backing)
 		changed, err := fs.ScrubTree(backing, values)
@@ -96,6 +121,7 @@ func Run(o Options) error {
 		for _, rel := range changed {
 			o.Log.Printf("reverse substitution after an unclean stop: path=%s", rel)
 		}
+		scrubbed = changed
 	}
 	if err := os.MkdirAll(filepath.Dir(marker), 0o700); err != nil {
 		return err
@@ -110,11 +136,19 @@ func Run(o Options) error {
 		}
 	}()
 
+	for _, rel := range scrubbed {
+		if err := alog.Append(audit.Record{Event: audit.EventReverseSubstitution, Outcome: audit.OutcomeOK, Actor: self, Path: rel,
+			Detail: "scrubbed after an unclean stop"}); err != nil {
+			return err
+		}
+	}
 	ids := policy.NewIdentifier()
+	obs := &observer{kr: kr, log: o.Log, verbose: o.Verbose, audit: alog, ids: ids, values: values}
+	obs.pol.Store(pol)
 	cfg := fs.Config{
 		Backing:  backing,
 		Secrets:  values,
-		Observer: &observer{kr: kr, log: o.Log, verbose: o.Verbose},
+		Observer: obs,
 	}
 	if pol != nil {
 		cfg.Policy = newPolicyView(pol, ids)
@@ -123,10 +157,20 @@ func Run(o Options) error {
 	if err != nil {
 		return err
 	}
+	mountDetail := fmt.Sprintf("serving %s at %s", backing, mnt)
 	server, err := root.Mount(mnt, o.Debug)
 	if err != nil {
+		_ = alog.Append(audit.Record{Event: audit.EventMount, Outcome: audit.OutcomeFailed, Actor: self, Detail: mountDetail + ": " + err.Error()})
 		return fmt.Errorf("mount %s: %w", mnt, err)
 	}
+	if err := alog.Append(audit.Record{Event: audit.EventMount, Outcome: audit.OutcomeOK, Actor: self, Detail: mountDetail}); err != nil {
+		// Nothing unaudited may be served: take the mount down again.
+		_ = mountpoint.Unmount(mnt, true)
+		return err
+	}
+	defer func() {
+		_ = alog.Append(audit.Record{Event: audit.EventUnmount, Outcome: audit.OutcomeOK, Actor: self, Detail: fmt.Sprintf("stopped serving %s at %s", backing, mnt)})
+	}()
 
 	policyDesc := "none (nobody is a consumer)"
 	if pol != nil {
@@ -162,10 +206,15 @@ func Run(o Options) error {
 				np, err := policy.Load(o.PolicyFile)
 				if err != nil {
 					o.Log.Printf("policy reload failed, keeping the policy in force: %v", err)
+					_ = alog.Post(audit.Record{Event: audit.EventPolicyReloadFailed, Outcome: audit.OutcomeFailed, Actor: self,
+						Detail: fmt.Sprintf("keeping the policy in force: %v", err)})
 					continue
 				}
 				root.SetPolicy(newPolicyView(np, ids))
+				obs.pol.Store(np)
 				o.Log.Printf("policy reloaded from %s", o.PolicyFile)
+				_ = alog.Post(audit.Record{Event: audit.EventPolicyReload, Outcome: audit.OutcomeOK, Actor: self,
+					Detail: fmt.Sprintf("%s: %d consumer rules (%s)", o.PolicyFile, len(np.ConsumerNames()), strings.Join(np.ConsumerNames(), ","))})
 			case !stopping:
 				stopping = true
 				err := mountpoint.Unmount(mnt, false)
@@ -206,35 +255,104 @@ func isUnder(p, dir string) bool {
 	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
-// observer records resolutions in the store's counters and, when verbose,
-// in the daemon's log: credential names and paths only.
+// observer records every credential event in the audit log and the
+// resolve counters, and, when verbose, in the daemon's log: credential
+// names and paths only.
 type observer struct {
 	kr      *store.Keyring
 	log     *log.Logger
 	verbose bool
+	audit   *audit.Log
+	ids     *policy.Identifier
+	pol     atomic.Pointer[policy.Policy] // nil: no policy, nobody is a consumer
+	values  *valueset.Set
 }
 
-func (o *observer) Resolved(c fs.Caller, rel string, names []string) {
+// actor describes a FUSE caller from /proc, best effort: a process that is
+// gone still gets a record with the ids the kernel gave. The policy is
+// asked again for the rule that decided, so the record names it.
+func (o *observer) actor(c fs.Caller, rel string) audit.Actor {
+	a := audit.Process(int(c.Pid))
+	a.Uid, a.Gid = c.Uid, c.Gid
+	// A consumer started with a value on its command line must not put
+	// it in the log: known values (and their encodings) become
+	// placeholders before the line is cut to size.
+	if a.Cmdline != "" {
+		if red, _, err := o.values.Reverse([]byte(a.Cmdline)); err == nil {
+			a.Cmdline = string(red)
+		} else {
+			a.Cmdline = ""
+		}
+	}
+	if p := o.pol.Load(); p != nil && c.Pid != 0 {
+		pc := policy.Caller(c)
+		if proc, err := o.ids.Identify(pc); err == nil {
+			d := p.Decide(proc, pc, rel)
+			switch {
+			case len(d.Consumers) > 0:
+				a.Rule = "consumer:" + strings.Join(d.Consumers, ",")
+			case d.Agent != "":
+				a.Rule = "agent:" + d.Agent
+			}
+		}
+	}
+	return a
+}
+
+func (o *observer) record(ev audit.Event, outcome string, c fs.Caller, rel string, names []string) audit.Record {
+	return audit.Record{Event: ev, Outcome: outcome, Actor: o.actor(c, rel), Path: rel, Credentials: names}
+}
+
+// AuditResolved writes the resolve record and returns once it is on disk.
+// An error means the resolution is not audited and the open must fail
+// (EIO): fs.Observer.Resolved is meant to return it.
+func (o *observer) AuditResolved(c fs.Caller, rel string, names []string) error {
 	o.kr.NoteResolved(names)
 	if o.verbose {
 		o.log.Printf("resolve pid=%d uid=%d path=%s credentials=%v", c.Pid, c.Uid, rel, names)
 	}
+	if err := o.audit.Append(o.record(audit.EventResolve, audit.OutcomeOK, c, rel, names)); err != nil {
+		o.log.Printf("audit: resolve of %s by pid %d not recorded: %v", rel, c.Pid, err)
+		return err
+	}
+	return nil
 }
 
-func (o *observer) RawServed(c fs.Caller, rel string) {}
+// Resolved blocks until the record is written. Until fs.Observer.Resolved
+// returns an error, a failed record is logged, and the open goes on.
+func (o *observer) Resolved(c fs.Caller, rel string, names []string) {
+	_ = o.AuditResolved(c, rel, names)
+}
+
+func (o *observer) post(r audit.Record) {
+	_ = o.audit.Post(r) // failures reach the daemon's log through OnError
+}
+
+func (o *observer) RawServed(c fs.Caller, rel string) {
+	o.post(o.record(audit.EventRawServed, audit.OutcomeOK, c, rel, nil))
+}
+
+// Malformed is for placeholders that start "${credentials." but do not
+// parse; fs does not report them yet.
+func (o *observer) Malformed(c fs.Caller, rel string) {
+	o.post(o.record(audit.EventMalformed, audit.OutcomeOK, c, rel, nil))
+}
 
 func (o *observer) Denied(c fs.Caller, rel string, names []string) {
 	if o.verbose {
 		o.log.Printf("denied pid=%d uid=%d path=%s credentials=%v", c.Pid, c.Uid, rel, names)
 	}
+	o.post(o.record(audit.EventDenied, audit.OutcomeDenied, c, rel, names))
 }
 
 func (o *observer) Missing(c fs.Caller, rel string, names []string) {
 	if o.verbose {
 		o.log.Printf("missing pid=%d uid=%d path=%s credentials=%v", c.Pid, c.Uid, rel, names)
 	}
+	o.post(o.record(audit.EventMissing, audit.OutcomeFailed, c, rel, names))
 }
 
 func (o *observer) Reversed(c fs.Caller, rel string, names []string) {
 	o.log.Printf("reverse substitution pid=%d uid=%d path=%s credentials=%v", c.Pid, c.Uid, rel, names)
+	o.post(o.record(audit.EventReverseSubstitution, audit.OutcomeOK, c, rel, names))
 }
