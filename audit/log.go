@@ -46,6 +46,13 @@ type Options struct {
 	// OnError is told when a batch holding records given to Post could not
 	// be written (Append returns its error instead).
 	OnError func(error)
+	// SyncInterval, when set, lets a batch count as written once write(2)
+	// has taken it, and fsyncs at most that often (and when the log goes
+	// idle, and at Close). write(2) is where a full disk or an I/O error
+	// shows, and what it took survives the writer being killed; only a
+	// power loss can lose the last interval. The daemon sets it so that a
+	// consumer's open does not wait for the disk; zero fsyncs every batch.
+	SyncInterval time.Duration
 }
 
 // AnchorPath is where the anchor of the log in dir is kept by default.
@@ -76,6 +83,8 @@ type Log struct {
 	valid      bool  // the fields above match the files
 	repaired   int64 // bytes of a partial line removed, not yet audited
 	buf        []byte
+	unsynced   bool      // written since the last fsync (SyncInterval only)
+	lastSync   time.Time // SyncInterval only
 }
 
 type request struct {
@@ -124,7 +133,8 @@ func Open(dir string, opt Options) (*Log, error) {
 func (l *Log) Dir() string { return l.dir }
 
 // Append writes r and returns once it is on disk (written and fsynced with
-// the rest of its batch), or with the reason it is not. Seq, Prev and MAC
+// the rest of its batch; with SyncInterval, written), or with the reason it
+// is not. Seq, Prev and MAC
 // are filled in; a zero Time is now.
 func (l *Log) Append(r Record) error {
 	q := &request{rec: r, done: make(chan error, 1)}
@@ -174,7 +184,25 @@ func (l *Log) Close() error {
 func (l *Log) run() {
 	defer close(l.done)
 	batch := make([]*request, 0, 64)
-	for q := range l.queue {
+	for {
+		var q *request
+		var ok bool
+		if l.unsynced {
+			// Something is written but not yet on disk: sync when the
+			// interval is up, unless more records arrive first.
+			select {
+			case q, ok = <-l.queue:
+			case <-time.After(l.opt.SyncInterval):
+				l.syncNow()
+				continue
+			}
+		} else {
+			q, ok = <-l.queue
+		}
+		if !ok {
+			l.syncNow()
+			return
+		}
 		batch = append(batch[:0], q)
 	drain:
 		for len(batch) < maxBatch {
@@ -202,6 +230,29 @@ func (l *Log) run() {
 			l.opt.OnError(err)
 		}
 	}
+}
+
+// syncNow fsyncs what SyncInterval let through unsynced, then moves the
+// anchor forward to it: the anchor never names a record that is not on disk.
+func (l *Log) syncNow() {
+	if !l.unsynced {
+		return
+	}
+	if err := flock(l.lockf, syscall.LOCK_EX); err != nil {
+		return
+	}
+	defer flock(l.lockf, syscall.LOCK_UN)
+	err := l.seg.Sync()
+	if err == nil && l.mac != nil {
+		err = writeAnchor(l.anchf, l.opt.Key, l.seq, l.prev)
+	}
+	if err != nil {
+		if l.opt.OnError != nil {
+			l.opt.OnError(fmt.Errorf("audit log: %w", err))
+		}
+		return
+	}
+	l.unsynced, l.lastSync = false, time.Now()
 }
 
 // commit writes one batch under the directory lock: one write, one fsync,
@@ -255,7 +306,8 @@ func (l *Log) commit(batch []*request) error {
 		}
 	}
 	n, err := l.seg.Write(buf)
-	if err == nil {
+	synced := l.opt.SyncInterval == 0 || time.Since(l.lastSync) >= l.opt.SyncInterval
+	if err == nil && synced {
 		err = l.seg.Sync()
 	}
 	if err != nil {
@@ -269,6 +321,11 @@ func (l *Log) commit(batch []*request) error {
 	l.segSize += int64(n)
 	l.seq, l.prev, l.repaired = seq, prev, 0
 	l.tailSealed = l.mac != nil
+	if !synced {
+		l.unsynced = true
+		return nil
+	}
+	l.unsynced, l.lastSync = false, time.Now()
 	if l.mac != nil {
 		if err := writeAnchor(l.anchf, l.opt.Key, seq, prev); err != nil {
 			return fmt.Errorf("audit log: anchor: %w", err)

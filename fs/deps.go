@@ -41,11 +41,17 @@ type Secrets interface {
 	Generation() uint64
 }
 
-// Observer is told about credential-relevant events; it must not block.
-// Names are credential names, never values.
+// Observer is told about credential-relevant events. Names are credential
+// names, never values. Only Resolved may block: resolution is audited or it
+// does not happen, so an error from Resolved fails the open with EIO.
 type Observer interface {
-	Resolved(c Caller, relPath string, names []string)
+	Resolved(c Caller, relPath string, names []string) error
+	// RawServed: a caller the policy does not permit opened a templated
+	// file on a path some consumer rule covers.
 	RawServed(c Caller, relPath string)
+	// Malformed: a file rendered for a consumer holds text starting
+	// "${credentials." that is not a placeholder.
+	Malformed(c Caller, relPath string)
 	Denied(c Caller, relPath string, names []string)
 	Missing(c Caller, relPath string, names []string)
 	Reversed(c Caller, relPath string, names []string)
@@ -53,8 +59,9 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) Resolved(Caller, string, []string) {}
-func (nopObserver) RawServed(Caller, string)          {}
-func (nopObserver) Denied(Caller, string, []string)   {}
-func (nopObserver) Missing(Caller, string, []string)  {}
-func (nopObserver) Reversed(Caller, string, []string) {}
+func (nopObserver) Resolved(Caller, string, []string) error { return nil }
+func (nopObserver) RawServed(Caller, string)                {}
+func (nopObserver) Malformed(Caller, string)                {}
+func (nopObserver) Denied(Caller, string, []string)         {}
+func (nopObserver) Missing(Caller, string, []string)        {}
+func (nopObserver) Reversed(Caller, string, []string)       {}

@@ -88,9 +88,17 @@ func (r *Root) resolvedFromFile(c Caller, rel string, f *os.File, flags uint32, 
 			return nil, 0, syscall.EIO
 		}
 	}
+	if rep.Malformed > 0 {
+		r.obs.Malformed(c, rel)
+	}
 	if len(rep.Resolved) > 0 {
+		if err := r.obs.Resolved(c, rel, rep.Resolved); err != nil {
+			// Not audited, so not resolved.
+			wipe(buf)
+			f.Close()
+			return nil, 0, syscall.EIO
+		}
 		r.stats.Resolves.Add(1)
-		r.obs.Resolved(c, rel, rep.Resolved)
 	}
 	return &resolvedFile{
 		root:     r,
@@ -285,6 +293,16 @@ func (rf *resolvedFile) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.
 	out.Blocks = (size + 511) / 512
 	out.SetTimeout(0)
 	return 0
+}
+
+// noteRawServe reports a non-permitted open of a templated file on a
+// covered path (paths no rule covers are not scanned: nobody could
+// resolve them anyway).
+func (r *Root) noteRawServe(c Caller, rel string) {
+	if templated, errno := r.templatedPath(rel); errno == 0 && templated {
+		r.stats.RawServes.Add(1)
+		r.obs.RawServed(c, rel)
+	}
 }
 
 // openRaw opens the backing file as it is. Such handles may be served by

@@ -122,6 +122,9 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		return nil, 0, syscall.ESTALE
 	}
 	if n.viewKey == "" {
+		if n.IsRegular() && n.root.covers(rel) {
+			n.root.noteRawServe(c, rel)
+		}
 		return n.root.openRaw(c, rel, flags)
 	}
 	return n.root.openView(c, rel, flags, v)

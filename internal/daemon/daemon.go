@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/faciofs/faciofs/audit"
 	"github.com/faciofs/faciofs/fs"
@@ -86,6 +87,9 @@ func Run(o Options) error {
 	alog, err := audit.Open(audit.DefaultDir(o.Store.Path()), audit.Options{
 		Key:     key,
 		OnError: func(err error) { o.Log.Printf("audit: %v", err) },
+		// A consumer's open waits for its resolve record to be written,
+		// not for the disk: see audit.Options.SyncInterval.
+		SyncInterval: 100 * time.Millisecond,
 	})
 	clear(key)
 	if err != nil {
@@ -303,7 +307,7 @@ func (o *observer) record(ev audit.Event, outcome string, c fs.Caller, rel strin
 	return audit.Record{Event: ev, Outcome: outcome, Actor: o.actor(c, rel), Path: rel, Credentials: names}
 }
 
-// AuditResolved writes the resolve record and returns once it is on disk.
+// AuditResolved writes the resolve record and returns once write(2) took it.
 // An error means the resolution is not audited and the open must fail
 // (EIO): fs.Observer.Resolved is meant to return it.
 func (o *observer) AuditResolved(c fs.Caller, rel string, names []string) error {
@@ -318,10 +322,9 @@ func (o *observer) AuditResolved(c fs.Caller, rel string, names []string) error 
 	return nil
 }
 
-// Resolved blocks until the record is written. Until fs.Observer.Resolved
-// returns an error, a failed record is logged, and the open goes on.
-func (o *observer) Resolved(c fs.Caller, rel string, names []string) {
-	_ = o.AuditResolved(c, rel, names)
+// Resolved blocks until the record is written; an error fails the open.
+func (o *observer) Resolved(c fs.Caller, rel string, names []string) error {
+	return o.AuditResolved(c, rel, names)
 }
 
 func (o *observer) post(r audit.Record) {
@@ -332,8 +335,7 @@ func (o *observer) RawServed(c fs.Caller, rel string) {
 	o.post(o.record(audit.EventRawServed, audit.OutcomeOK, c, rel, nil))
 }
 
-// Malformed is for placeholders that start "${credentials." but do not
-// parse; fs does not report them yet.
+// Malformed is for text that starts "${credentials." but does not parse.
 func (o *observer) Malformed(c fs.Caller, rel string) {
 	o.post(o.record(audit.EventMalformed, audit.OutcomeOK, c, rel, nil))
 }
