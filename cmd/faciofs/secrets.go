@@ -71,21 +71,11 @@ func newSecretSetCommand(g *globals) *cobra.Command {
 				// reach the terminal's scrollback or a log.
 				return usagef("invalid credential name (not repeated here, in case it was a value): use 1 to 128 characters from A-Z, a-z, 0-9 and _, not starting with a digit")
 			}
-			s, err := store.Open(g.storePath(), store.OpenOptions{})
+			kr, done, err := g.unlock(cmd, "Master password")
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			pw, err := g.passwordSource().Password("Master password", false)
-			if err != nil {
-				return err
-			}
-			kr, err := g.unlockAudited(cmd, s, pw)
-			clear(pw)
-			if err != nil {
-				return err
-			}
-			defer kr.Close()
+			defer done()
 			value, err := readpassword.Value(os.Stdin, "Value for "+name)
 			if err != nil {
 				return err
@@ -195,21 +185,11 @@ func newPasswdCommand(g *globals) *cobra.Command {
 		Short: "Change the master password (re-wraps the data key; values are untouched)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := store.Open(g.storePath(), store.OpenOptions{})
+			kr, done, err := g.unlock(cmd, "Current master password")
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			pw, err := g.passwordSource().Password("Current master password", false)
-			if err != nil {
-				return err
-			}
-			kr, err := g.unlockAudited(cmd, s, pw)
-			clear(pw)
-			if err != nil {
-				return err
-			}
-			defer kr.Close()
+			defer done()
 			var npw []byte
 			if newFile != "" {
 				npw, err = readpassword.ReadFile(newFile)
@@ -238,4 +218,24 @@ func newPasswdCommand(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&newFile, "new-password-file", "", "read the new master password from this file (mode 0600)")
 	return c
+}
+
+// unlock opens the store for writing and unlocks it with the master
+// password, asked with prompt; a wrong password is audited. done closes
+// the keyring (wiping the key) and the store.
+func (g *globals) unlock(cmd *cobra.Command, prompt string) (kr *store.Keyring, done func(), err error) {
+	s, err := store.Open(g.storePath(), store.OpenOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	pw, err := g.passwordSource().Password(prompt, false)
+	if err == nil {
+		kr, err = g.unlockAudited(cmd, s, pw)
+		clear(pw)
+	}
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return kr, func() { kr.Close(); s.Close() }, nil
 }
