@@ -71,6 +71,12 @@ func (r *Root) openResolved(c Caller, rel string, flags uint32, v View) (gofs.Fi
 
 func (r *Root) resolvedFromFile(c Caller, rel string, f *os.File, flags uint32, v View) (gofs.FileHandle, uint32, syscall.Errno) {
 	r.stats.Opens.Add(1)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, 0, toErrno(err)
+	}
+	sig := sizeKey{statKey: keyOf(&st), view: v.Key, gen: r.secrets.Generation()}
 	buf, rep, errno := r.render(f, v)
 	if errno != 0 {
 		f.Close()
@@ -107,6 +113,7 @@ func (r *Root) resolvedFromFile(c Caller, rel string, f *os.File, flags uint32, 
 		f:        f,
 		buf:      buf,
 		writable: flags&syscall.O_ACCMODE != syscall.O_RDONLY,
+		sig:      sig,
 	}, 0, 0
 }
 
@@ -140,6 +147,7 @@ type resolvedFile struct {
 	buf      []byte
 	writable bool
 	dirty    bool
+	sig      sizeKey // what was rendered: file version, view, values
 }
 
 var (

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"path"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -19,6 +20,8 @@ type Node struct {
 	*gofs.LoopbackNode
 	root    *Root
 	viewKey string
+	// rendered is what the last read-only open of a view node rendered.
+	rendered atomic.Pointer[sizeKey]
 }
 
 var (
@@ -127,7 +130,17 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		}
 		return n.root.openRaw(c, rel, flags)
 	}
-	return n.root.openView(c, rel, flags, v)
+	fh, fl, errno := n.root.openView(c, rel, flags, v)
+	if rf, ok := fh.(*resolvedFile); ok && !rf.writable {
+		// Nothing to flush; and when the same bytes were rendered for
+		// this node last time (same file version, view and values), the
+		// kernel may keep the pages it has: they are this view's own.
+		fl |= fuse.FOPEN_NOFLUSH
+		if prev := n.rendered.Swap(&rf.sig); prev != nil && *prev == rf.sig {
+			fl |= fuse.FOPEN_KEEP_CACHE
+		}
+	}
+	return fh, fl, errno
 }
 
 // IsRegular reports whether the node is a regular file.
