@@ -423,16 +423,18 @@ func (m *mount) stop() {
 	}
 }
 
-// resolvedIn waits briefly for the daemon's --verbose log to record a
-// resolution of path with credential name (the audit trail of issue 5 is
-// not there yet; this log line is what the daemon records today).
+// resolvedIn waits briefly for the audit trail to hold a resolve record of
+// path naming credential name: `faciofs audit --event resolve --key NAME
+// --path PATH --json`, as a human would query it.
 func (m *mount) resolvedIn(path, name string) bool {
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		for _, l := range strings.Split(m.log(), "\n") {
-			if strings.Contains(l, "resolve ") && strings.Contains(l, "path="+path+" ") && strings.Contains(l, name) {
-				return true
-			}
+		c := exec.Command(faciofsBin, "--store", m.store, "audit", "--event", "resolve", "--key", name, "--path", path, "--json")
+		c.Env = baseEnv(m.priv)
+		out, err := c.Output()
+		if err == nil && strings.Contains(string(out), `"event":"resolve"`) {
+			noLeak(m.t, "faciofs audit output", out)
+			return true
 		}
 		if time.Now().After(deadline) {
 			return false
