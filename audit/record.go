@@ -53,6 +53,7 @@ const (
 	EventDeleteDone          Event = "delete.done"
 	EventCredentialRequested Event = "credential.requested"
 	EventCredentialFulfilled Event = "credential.fulfilled"
+	EventCredentialDenied    Event = "credential.denied"
 	EventExecStart           Event = "exec.start"
 	EventExecEnd             Event = "exec.end"
 )

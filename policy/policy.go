@@ -128,7 +128,10 @@ func Parse(data []byte, filename string) (*Policy, error) {
 	}
 	p := &Policy{Source: filename, LoadedAt: time.Now(), exes: newExeCache(exeCacheTTL)}
 	if doc == nil {
-		return p, nil
+		// An empty file is most often one caught half-written (an editor
+		// saving, a truncated copy): taking it as "nobody is a consumer"
+		// would silently replace a working policy on reload.
+		return nil, &ParseError{File: filename, Msg: "the policy is empty; a policy under which nobody is a consumer is `version: 1`"}
 	}
 	if err := ps.top(doc, p); err != nil {
 		return nil, err

@@ -65,9 +65,6 @@ func TestParseGood(t *testing.T) {
 	}
 
 	for name, src := range map[string]string{
-		"empty file":       "",
-		"comments only":    "# nothing yet\n",
-		"null document":    "---\n",
 		"no consumers":     "version: 1\n",
 		"empty lists":      "version: 1\nagents: []\nconsumers: []\n",
 		"null sections":    "version: 1\nagents:\nconsumers:\nexec:\n",
@@ -86,6 +83,16 @@ func TestParseGood(t *testing.T) {
 		}
 		if p.Missing() != MissingKeep {
 			t.Errorf("%s: default missing mode %v", name, p.Missing())
+		}
+	}
+}
+
+// TestParseEmpty: an empty policy is an error, not "nobody is a
+// consumer": a reload of a file caught half-written must keep the policy.
+func TestParseEmpty(t *testing.T) {
+	for name, src := range map[string]string{"empty file": "", "comments only": "# nothing yet\n", "null document": "---\n"} {
+		if _, err := Parse([]byte(src), "p.yaml"); err == nil || !strings.Contains(err.Error(), "p.yaml: the policy is empty") {
+			t.Errorf("%s: %v, want an error naming the file", name, err)
 		}
 	}
 }

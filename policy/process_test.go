@@ -413,7 +413,7 @@ consumers:
 	if d := p.Decide(proc, c, "anything/at/all"); !d.Allows("WHATEVER") || !slices.Equal(d.Credentials(), []string{"*"}) {
 		t.Errorf("star: %+v", d)
 	}
-	if d := mustParse(t, "").Decide(proc, c, "x"); d.View != ViewRaw || d.Reason != "the policy has no consumer rules" {
+	if d := mustParse(t, "version: 1\n").Decide(proc, c, "x"); d.View != ViewRaw || d.Reason != "the policy has no consumer rules" {
 		t.Errorf("empty policy: %+v", d)
 	}
 }

@@ -511,3 +511,29 @@ func (s *Store) flushCounters() error {
 	}
 	return err
 }
+
+// CheckPassword reports whether password unlocks this keyring's store:
+// nil, or ErrWrongPassword. It costs one key derivation and changes
+// nothing; the mount daemon uses it as proof of a human before acting on
+// a request that needs one.
+func (k *Keyring) CheckPassword(password []byte) error {
+	return k.use(func() error {
+		s := k.s
+		var h *header
+		if err := s.view(func(btx *bolt.Tx) (err error) {
+			h, err = readHeader(s, btx)
+			return err
+		}); err != nil {
+			return err
+		}
+		dataKey, err := unwrapKey(s, h, password)
+		if err != nil {
+			return err
+		}
+		defer wipe(dataKey)
+		if !hmacEqual(dataKey, k.keys.data()) {
+			return errorf(ErrWrongPassword, "wrong master password for store %s", s.path)
+		}
+		return nil
+	})
+}

@@ -83,6 +83,12 @@ values. Values enter through a human's hidden prompt and never come back out.`,
 		newUnmountCommand(),
 		newPolicyCommand(),
 		newAuditCommand(g),
+		newScanCommand(g),
+		newStatusCommand(g),
+		newRequestCommand(g),
+		newApprovalsCommand(g),
+		newDecideCommand(g, true),
+		newDecideCommand(g, false),
 	)
 	return root
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -10,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/faciofs/faciofs/audit"
+	"github.com/faciofs/faciofs/internal/control"
 	"github.com/faciofs/faciofs/internal/readpassword"
 	"github.com/faciofs/faciofs/store"
 )
@@ -50,7 +50,7 @@ func newSecretCommand(g *globals) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE:  helpOnly,
 	}
-	c.AddCommand(newSecretSetCommand(g), newSecretListCommand(g))
+	c.AddCommand(newSecretSetCommand(g), newSecretListCommand(g), newSecretRmCommand(g))
 	return c
 }
 
@@ -71,49 +71,44 @@ func newSecretSetCommand(g *globals) *cobra.Command {
 				// reach the terminal's scrollback or a log.
 				return usagef("invalid credential name (not repeated here, in case it was a value): use 1 to 128 characters from A-Z, a-z, 0-9 and _, not starting with a digit")
 			}
-			kr, done, err := g.unlock(cmd, "Master password")
+			b, err := g.backend(cmd, true, true)
 			if err != nil {
 				return err
 			}
-			defer done()
+			defer b.close()
+			pw, err := g.passwordSource().Password("Master password", false)
+			if err != nil {
+				return err
+			}
+			defer clear(pw)
 			value, err := readpassword.Value(os.Stdin, "Value for "+name)
 			if err != nil {
 				return err
 			}
 			defer clear(value)
-			var created bool
-			err = kr.Update(func(tx *store.WriteTx) error {
-				created, err = tx.Set(name, value)
-				return err
-			})
-			if err != nil {
-				return err
+			// With a mount running, the daemon checks the password against
+			// the store and rotates the value in place: the next open
+			// resolves the new one.
+			var res control.SetResult
+			if err := b.call(&control.Request{Op: control.OpSecretSet, Name: name, Password: pw, Value: value}, &res); err != nil {
+				return controlErr(err)
 			}
-			verb, ev := "replaced", audit.EventSecretReplace
-			if created {
-				verb, ev = "stored", audit.EventSecretSet
+			verb := "replaced"
+			if res.Created {
+				verb = "stored"
 			}
-			key := kr.AuditKey()
-			err = g.auditRecord(cmd, key, audit.Record{Event: ev, Outcome: audit.OutcomeOK, Credentials: []string{name}})
-			clear(key)
-			if err != nil {
-				return fmt.Errorf("%s %s, but %w", verb, name, err)
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s %s; files reference it as ${credentials.%s}\n", verb, name, name)
+			for _, id := range res.Fulfilled {
+				fmt.Fprintf(out, "fulfilled request %s\n", id)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s; files reference it as ${credentials.%s}\n", verb, name, name)
 			return nil
 		},
 	}
 }
 
 // listedCredential is what `secret list --json` prints: metadata only.
-type listedCredential struct {
-	Name         string     `json:"name"`
-	Created      time.Time  `json:"created"`
-	Updated      time.Time  `json:"updated"`
-	Version      uint64     `json:"version"`
-	LastResolved *time.Time `json:"last_resolved,omitempty"`
-	ResolveCount uint64     `json:"resolve_count"`
-}
+type listedCredential = control.Credential
 
 func newSecretListCommand(g *globals) *cobra.Command {
 	var asJSON bool
@@ -122,40 +117,21 @@ func newSecretListCommand(g *globals) *cobra.Command {
 		Short: "List credential names and metadata (never values)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := store.Open(g.storePath(), store.OpenOptions{ReadOnly: true})
+			b, err := g.backend(cmd, true, false)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			var metas []store.Meta
-			if err := s.View(func(tx *store.ReadTx) error {
-				metas, err = tx.List()
-				return err
-			}); err != nil {
-				return err
-			}
-			names := make([]string, len(metas))
-			for i, m := range metas {
-				names[i] = m.Name
-			}
-			if err := g.auditRecord(cmd, nil, audit.Record{Event: audit.EventSecretList, Outcome: audit.OutcomeOK,
-				Credentials: names, Detail: fmt.Sprintf("%d credentials", len(names))}); err != nil {
-				return err
+			defer b.close()
+			var metas []listedCredential
+			if err := b.call(&control.Request{Op: control.OpSecretList}, &metas); err != nil {
+				return controlErr(err)
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				list := make([]listedCredential, 0, len(metas))
-				for _, m := range metas {
-					lc := listedCredential{Name: m.Name, Created: m.Created, Updated: m.Updated, Version: m.Version, ResolveCount: m.ResolveCount}
-					if !m.LastResolved.IsZero() {
-						t := m.LastResolved
-						lc.LastResolved = &t
-					}
-					list = append(list, lc)
+				if metas == nil {
+					metas = []listedCredential{}
 				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
+				return printJSON(cmd, metas)
 			}
 			if len(metas) == 0 {
 				fmt.Fprintln(out, "no credentials; add one with `faciofs secret set NAME`")
@@ -165,7 +141,7 @@ func newSecretListCommand(g *globals) *cobra.Command {
 			fmt.Fprintln(tw, "NAME\tVERSION\tCREATED\tUPDATED\tLAST RESOLVED\tRESOLVES")
 			for _, m := range metas {
 				last := "never"
-				if !m.LastResolved.IsZero() {
+				if m.LastResolved != nil {
 					last = m.LastResolved.Local().Format(time.DateTime)
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\n", m.Name, m.Version,
@@ -185,6 +161,14 @@ func newPasswdCommand(g *globals) *cobra.Command {
 		Short: "Change the master password (re-wraps the data key; values are untouched)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if c, err := control.Dial(g.storePath()); err == nil {
+				var st control.Status
+				pid := 0
+				if c.Call(&control.Request{Op: control.OpStatus}, &st) == nil && len(st.Mounts) > 0 {
+					pid = st.Mounts[0].Pid
+				}
+				return fmt.Errorf("store %s is in use by a running mount (pid %d); passwd works only without a mount: unmount it first", g.storePath(), pid)
+			}
 			kr, done, err := g.unlock(cmd, "Current master password")
 			if err != nil {
 				return err

@@ -26,6 +26,7 @@ import (
 
 	"github.com/faciofs/faciofs/audit"
 	"github.com/faciofs/faciofs/fs"
+	"github.com/faciofs/faciofs/internal/control"
 	"github.com/faciofs/faciofs/internal/mountpoint"
 	"github.com/faciofs/faciofs/internal/valueset"
 	"github.com/faciofs/faciofs/policy"
@@ -176,6 +177,57 @@ func Run(o Options) error {
 		_ = alog.Append(audit.Record{Event: audit.EventUnmount, Outcome: audit.OutcomeOK, Actor: self, Detail: fmt.Sprintf("stopped serving %s at %s", backing, mnt)})
 	}()
 
+	// The control socket: from here on other commands go through this
+	// daemon, which holds the store (see internal/control).
+	started := time.Now()
+	var policyLoaded atomic.Int64
+	policyLoaded.Store(started.UnixNano())
+	ln, sockPath, err := control.Listen(o.Store.Path())
+	if err != nil {
+		_ = mountpoint.Unmount(mnt, true)
+		return err
+	}
+	ctl := &control.Server{Log: o.Log, Engine: &control.Engine{
+		StorePath: o.Store.Path(),
+		Store:     func(bool) (*store.Store, error) { return o.Store, nil },
+		Keyring:   kr,
+		Audit:     func(r audit.Record, _ []byte) error { return alog.Append(r) },
+		// Rotation and revocation: the next open renders with the new
+		// set; the generation bump invalidates every cached size. If the
+		// values cannot be read back, resolve none (fail closed).
+		Changed: func() error {
+			secs, err := kr.RevealAll()
+			if err != nil {
+				values.Replace(nil)
+				o.Log.Printf("reloading values after a change failed; resolving none: %v", err)
+				return err
+			}
+			values.Replace(secs)
+			return nil
+		},
+		Redact: func(s string) string {
+			red, _, err := values.Reverse([]byte(s))
+			if err != nil {
+				return ""
+			}
+			return string(red)
+		},
+		Status: func() control.Status {
+			st := root.Stats()
+			m := control.Mount{Pid: os.Getpid(), Backing: backing, Mountpoint: mnt, Socket: sockPath, Started: started.UTC(),
+				Credentials: len(values.Names()),
+				Counters: control.Counters{Opens: st.Opens.Load(), Resolves: st.Resolves.Load(), RawServes: st.RawServes.Load(),
+					Denials: st.Denials.Load(), Reversals: st.Reversals.Load()}}
+			if o.PolicyFile != "" {
+				m.Policy = o.PolicyFile
+				m.PolicyLoaded = time.Unix(0, policyLoaded.Load()).UTC()
+			}
+			return control.Status{Store: o.Store.Path(), StoreState: "held by mount", Mounts: []control.Mount{m}}
+		},
+	}}
+	go ctl.Serve(ln)
+	defer ctl.Close()
+
 	policyDesc := "none (nobody is a consumer)"
 	if pol != nil {
 		policyDesc = o.PolicyFile
@@ -216,6 +268,7 @@ func Run(o Options) error {
 				}
 				root.SetPolicy(newPolicyView(np, ids))
 				obs.pol.Store(np)
+				policyLoaded.Store(time.Now().UnixNano())
 				o.Log.Printf("policy reloaded from %s", o.PolicyFile)
 				_ = alog.Post(audit.Record{Event: audit.EventPolicyReload, Outcome: audit.OutcomeOK, Actor: self,
 					Detail: fmt.Sprintf("%s: %d consumer rules (%s)", o.PolicyFile, len(np.ConsumerNames()), strings.Join(np.ConsumerNames(), ","))})

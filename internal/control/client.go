@@ -1,0 +1,97 @@
+package control
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Client talks to the mount that holds a store.
+type Client struct {
+	path string
+}
+
+// Dial finds the running mount for the store at storePath. ErrNoMount
+// means there is none (no socket, or a dead daemon's socket). A socket
+// owned by anyone but this user or root is refused: it could be a fake
+// daemon fishing for the master password.
+func Dial(storePath string) (*Client, error) {
+	path := SocketPath(storePath)
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, ErrNoMount
+		}
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return nil, fmt.Errorf("control socket %s is not a socket", path)
+	}
+	if st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("control socket %s is owned by uid %d, not by you or root; refusing to talk to it", path, st.Uid)
+	}
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, ErrNoMount // a socket left by a killed daemon
+		}
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	c.Close()
+	return &Client{path: path}, nil
+}
+
+// Path is the socket's path.
+func (c *Client) Path() string { return c.path }
+
+// Call sends req (wiping its secrets afterwards) and decodes the result
+// into out. Errors from the daemon come back as *Error.
+func (c *Client) Call(req *Request, out any) error {
+	defer req.wipe()
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	defer clear(b)
+	if len(b)+1 > MaxMessage {
+		return errorf(KindUsage, "request larger than %d bytes", MaxMessage)
+	}
+	conn, err := net.DialTimeout("unix", c.path, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", c.path, err)
+	}
+	defer conn.Close()
+	// Argon2 makes password checks take a moment; leave room for it.
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	if _, err := conn.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("control socket %s: %w", c.path, err)
+	}
+	line, err := bufio.NewReader(io.LimitReader(conn, MaxMessage)).ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("control socket %s: no answer from the mount: %v", c.path, err)
+	}
+	var resp struct {
+		OK     bool            `json:"ok"`
+		Result json.RawMessage `json:"result"`
+		Error  string          `json:"error"`
+		Kind   string          `json:"kind"`
+	}
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return fmt.Errorf("control socket %s: malformed answer", c.path)
+	}
+	if !resp.OK {
+		return &Error{Kind: resp.Kind, Msg: resp.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(resp.Result, out)
+}

@@ -1,0 +1,199 @@
+// Package control is the control plane of a running mount: a unix socket
+// that the other faciofs commands talk to while the mount holds the store,
+// the operations they ask for (Engine, used the same way with or without a
+// mount), and the pending items (credential requests, deletions) that wait
+// for a human. docs/control.md describes the protocol.
+//
+// Threat model: the socket's callers may be the agent. No operation returns
+// a value: requests may carry a value in (secret.set) but responses carry
+// names and metadata only. Everything that changes or removes a credential,
+// and every approval or denial, needs the master password, checked by the
+// daemon against the store; an agent can ask (request, secret.rm) but not
+// approve. Every caller is identified by SO_PEERCRED and audited.
+package control
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// MaxMessage is the largest request or response line, newline included.
+const MaxMessage = 1 << 20
+
+// Operations.
+const (
+	OpStatus     = "status"
+	OpSecretSet  = "secret.set"
+	OpSecretList = "secret.list"
+	OpSecretRm   = "secret.rm"
+	OpRequest    = "request"
+	OpApprovals  = "approvals"
+	OpApprove    = "approve"
+	OpDeny       = "deny"
+)
+
+// Request is one JSON line from a client. Password and Value are base64 in
+// JSON ([]byte); they travel in, never out.
+type Request struct {
+	Op       string `json:"op"`
+	Name     string `json:"name,omitempty"`
+	Label    string `json:"label,omitempty"`
+	ID       string `json:"id,omitempty"`
+	Password []byte `json:"password,omitempty"`
+	Value    []byte `json:"value,omitempty"`
+}
+
+// wipe clears the secret fields.
+func (r *Request) wipe() {
+	clear(r.Password)
+	clear(r.Value)
+}
+
+// Response is one JSON line from the daemon: OK with a Result, or an Error
+// of a Kind.
+type Response struct {
+	OK     bool   `json:"ok"`
+	Result any    `json:"result,omitempty"`
+	Error  string `json:"error,omitempty"`
+	Kind   string `json:"kind,omitempty"`
+}
+
+// Error kinds; the CLI maps them to exit codes (usage 2, problem 1, the
+// others 3).
+const (
+	KindUsage         = "usage"
+	KindProblem       = "problem"
+	KindWrongPassword = "wrong_password"
+	KindNotFound      = "not_found"
+	KindRuntime       = "runtime"
+)
+
+// Error is an error with a kind, as it crosses the socket.
+type Error struct {
+	Kind string
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func errorf(kind, format string, args ...any) error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// KindOf is the kind of err (KindRuntime unless it says otherwise).
+func KindOf(err error) string {
+	var ce *Error
+	if errors.As(err, &ce) {
+		return ce.Kind
+	}
+	return KindRuntime
+}
+
+// ErrNoMount means no running mount serves the store: commands then open
+// the store themselves.
+var ErrNoMount = errors.New("no running mount for this store")
+
+// RuntimeDir is where sockets live: /run/faciofs for root, else
+// $XDG_RUNTIME_DIR/faciofs, else $TMPDIR/faciofs-UID.
+func RuntimeDir() string {
+	if os.Geteuid() == 0 {
+		return "/run/faciofs"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "faciofs")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("faciofs-%d", os.Geteuid()))
+}
+
+// canonical is the absolute path of a store, symlinks resolved if it exists.
+func canonical(storePath string) string {
+	p, err := filepath.Abs(storePath)
+	if err != nil {
+		p = storePath
+	}
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		p = r
+	}
+	return p
+}
+
+// SocketPath is the socket of the mount holding the store at storePath.
+// A store is held by at most one mount (its file lock), so the store's
+// path names the socket: sha256 of the canonical path, 16 hex digits.
+func SocketPath(storePath string) string {
+	sum := sha256.Sum256([]byte(canonical(storePath)))
+	return filepath.Join(RuntimeDir(), hex.EncodeToString(sum[:8])+".sock")
+}
+
+// Who identifies a caller, from SO_PEERCRED (or the command itself when
+// there is no mount).
+type Who struct {
+	Pid int    `json:"pid"`
+	Uid uint32 `json:"uid"`
+	Gid uint32 `json:"gid"`
+	Exe string `json:"exe,omitempty"`
+}
+
+// Status is what `faciofs status` shows.
+type Status struct {
+	Store      string  `json:"store"`
+	StoreState string  `json:"store_state"` // absent | present | held by mount
+	Mounts     []Mount `json:"mounts"`
+}
+
+// Mount describes one running mount.
+type Mount struct {
+	Pid          int       `json:"pid"`
+	Backing      string    `json:"backing"`
+	Mountpoint   string    `json:"mountpoint"`
+	Socket       string    `json:"socket"`
+	Started      time.Time `json:"started"`
+	Policy       string    `json:"policy,omitempty"`
+	PolicyLoaded time.Time `json:"policy_loaded,omitzero"`
+	Credentials  int       `json:"credentials"`
+	Counters     Counters  `json:"counters"`
+}
+
+// Counters are the filesystem's counters (fs.Stats).
+type Counters struct {
+	Opens     uint64 `json:"opens"`
+	Resolves  uint64 `json:"resolves"`
+	RawServes uint64 `json:"raw_serves"`
+	Denials   uint64 `json:"denials"`
+	Reversals uint64 `json:"reversals"`
+}
+
+// SetResult answers secret.set.
+type SetResult struct {
+	Name      string   `json:"name"`
+	Created   bool     `json:"created"`
+	Fulfilled []string `json:"fulfilled,omitempty"` // ids of requests it fulfilled
+}
+
+// Credential is one `secret list` entry: metadata only.
+type Credential struct {
+	Name         string     `json:"name"`
+	Created      time.Time  `json:"created"`
+	Updated      time.Time  `json:"updated"`
+	Version      uint64     `json:"version"`
+	LastResolved *time.Time `json:"last_resolved,omitempty"`
+	ResolveCount uint64     `json:"resolve_count"`
+}
+
+// RequestResult answers request and secret.rm.
+type RequestResult struct {
+	Item   *Item `json:"item,omitempty"`   // the pending item (new or already pending)
+	Exists bool  `json:"exists,omitempty"` // request: the credential is already set
+	Again  bool  `json:"again,omitempty"`  // the same item was already pending
+}
+
+// DecideResult answers approve and deny.
+type DecideResult struct {
+	Item     Item `json:"item"`
+	Approved bool `json:"approved"`
+}

@@ -1,0 +1,238 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/faciofs/faciofs/audit"
+)
+
+// ioTimeout bounds how long a client may take to send its request or read
+// the answer.
+const ioTimeout = 30 * time.Second
+
+// Server serves the control socket of one mount.
+type Server struct {
+	Engine *Engine
+	Log    *log.Logger
+
+	mu sync.Mutex // one operation at a time
+	wg sync.WaitGroup
+
+	lnMu   sync.Mutex // guards ln and closed between Serve and Close
+	ln     *net.UnixListener
+	closed bool
+}
+
+// Listen creates the socket for the store at storePath: the directory
+// mode 0700, the socket mode 0600, both owned by this process's user. A
+// socket left by a dead daemon is replaced (the store's lock, held by the
+// caller, says no live daemon owns it).
+func Listen(storePath string) (*net.UnixListener, string, error) {
+	path := SocketPath(storePath)
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("control socket directory: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return nil, "", fmt.Errorf("control socket directory: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() {
+		return nil, "", fmt.Errorf("control socket directory %s is not a directory owned by uid %d", dir, os.Geteuid())
+	}
+	if st.Mode&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, "", err
+		}
+	}
+	_ = os.Remove(path)
+	old := unix.Umask(0o177)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		return nil, "", fmt.Errorf("control socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, "", err
+	}
+	return ln, path, nil
+}
+
+// Serve accepts connections until Close.
+func (s *Server) Serve(ln *net.UnixListener) {
+	s.lnMu.Lock()
+	if s.closed {
+		s.lnMu.Unlock()
+		ln.Close()
+		return
+	}
+	s.ln = ln
+	s.lnMu.Unlock()
+	for {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.Log.Printf("control: accept: %v", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		s.lnMu.Lock()
+		if s.closed {
+			s.lnMu.Unlock()
+			c.Close()
+			return
+		}
+		s.wg.Add(1)
+		s.lnMu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(c)
+		}()
+	}
+}
+
+// Close stops accepting, waits for operations in flight and removes the
+// socket.
+func (s *Server) Close() {
+	s.lnMu.Lock()
+	s.closed = true
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	s.lnMu.Unlock()
+	s.wg.Wait()
+}
+
+// peer reads SO_PEERCRED.
+func peer(c *net.UnixConn) (*unix.Ucred, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	return cred, cerr
+}
+
+func (s *Server) serveConn(c *net.UnixConn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(ioTimeout))
+	cred, err := peer(c)
+	if err != nil {
+		// Fail closed: an unidentified caller gets nothing.
+		writeResponse(c, Response{Kind: KindRuntime, Error: "cannot identify the caller (SO_PEERCRED): " + err.Error()})
+		return
+	}
+	actor := audit.Process(int(cred.Pid))
+	actor.Uid, actor.Gid = cred.Uid, cred.Gid
+	actor.Cmdline = "" // the caller's argv is its own business; the record says what it asked
+	who := Who{Pid: int(cred.Pid), Uid: cred.Uid, Gid: cred.Gid, Exe: actor.Exe}
+
+	req, rerr := readRequest(c)
+	if rerr != nil {
+		writeResponse(c, Response{Kind: KindUsage, Error: rerr.Error()})
+		return
+	}
+	actor.Cmdline = "faciofs control " + req.Op
+	if len(actor.Cmdline) > 64 {
+		actor.Cmdline = "faciofs control"
+	}
+	s.mu.Lock()
+	res, err := s.Engine.Handle(who, actor, req)
+	s.mu.Unlock()
+	// A client that hung up before its answer: the operation is done
+	// (and audited) either way; a disconnect never undoes it.
+	if err != nil {
+		writeResponse(c, Response{Kind: KindOf(err), Error: err.Error()})
+		return
+	}
+	writeResponse(c, Response{OK: true, Result: res})
+}
+
+// readRequest reads one line of at most MaxMessage bytes and decodes it
+// strictly (unknown fields are errors).
+func readRequest(r io.Reader) (*Request, error) {
+	br := bufio.NewReaderSize(io.LimitReader(r, MaxMessage+1), 64<<10)
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > MaxMessage {
+			clear(line)
+			return nil, fmt.Errorf("request larger than %d bytes; refused", MaxMessage)
+		}
+		if err == nil {
+			break
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if errors.Is(err, io.EOF) && len(line) > 0 {
+			break
+		}
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty request: send one JSON object on one line")
+		}
+		return nil, fmt.Errorf("reading the request: %v", err)
+	}
+	defer clear(line)
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	var req Request
+	if err := dec.Decode(&req); err != nil {
+		req.wipe()
+		// The decoder's message may quote the input; say only where.
+		return nil, fmt.Errorf("malformed request: not one JSON object with known fields (%s)", jsonWhere(err))
+	}
+	if dec.More() {
+		req.wipe()
+		return nil, errors.New("malformed request: more than one JSON value on the line")
+	}
+	return &req, nil
+}
+
+// jsonWhere describes a decoding error without quoting the input.
+func jsonWhere(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q has the wrong type", te.Field)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated"
+	default:
+		return "unknown field or bad value"
+	}
+}
+
+func writeResponse(w io.Writer, r Response) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		b, _ = json.Marshal(Response{Kind: KindRuntime, Error: "could not encode the response"})
+	}
+	_, _ = w.Write(append(b, '\n'))
+}
