@@ -90,20 +90,20 @@ func (p *prefilter) mayContain(src []byte) bool {
 	}
 	budget := len(src)/16 + 64
 	pairs := &p.pairs
-	last := len(src) - MinValueLen
-	prev := uint32(src[0])
-	for i := 1; i <= last+1; i++ {
-		cur := uint32(src[i])
-		pair := prev | cur<<8
-		prev = cur
-		if pairs[pair>>6&1023]&(1<<(pair&63)) == 0 {
+	// Pairs starting at 0 .. len-MinValueLen; the loop sees the pair that
+	// ends at each byte of src[1 : len-MinValueLen+2]. uint16 arithmetic
+	// lets the compiler drop the bounds check on pairs.
+	prev := uint16(src[0])
+	for i, b := range src[1 : len(src)-MinValueLen+2] {
+		pair := prev | uint16(b)<<8
+		prev = uint16(b)
+		if pairs[pair>>6]&(1<<(pair&63)) == 0 {
 			continue
 		}
-		start := i - 1
-		w := binary.LittleEndian.Uint32(src[start:])
+		w := binary.LittleEndian.Uint32(src[i:])
 		for _, pi := range p.heads[w] {
 			budget--
-			if budget < 0 || bytes.HasPrefix(src[start:], p.fwd[pi]) {
+			if budget < 0 || bytes.HasPrefix(src[i:], p.fwd[pi]) {
 				return true
 			}
 		}
