@@ -19,7 +19,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -80,6 +82,9 @@ func Run(o Options) error {
 		return err
 	}
 	defer kr.Close()
+	// argon2id's working memory (store.DefaultKDF: 256 MiB) is garbage
+	// now; give it back rather than carry it for the mount's lifetime.
+	debug.FreeOSMemory()
 
 	// From here on every credential operation is audited; the log is
 	// opened with the key, so the first record also seals whatever
@@ -323,14 +328,29 @@ type observer struct {
 	ids     *policy.Identifier
 	pol     atomic.Pointer[policy.Policy] // nil: no policy, nobody is a consumer
 	values  *valueset.Set
+
+	procMu sync.Mutex
+	procs  map[uint32]procEntry // pid -> what /proc said, for a second
 }
 
-// actor describes a FUSE caller from /proc, best effort: a process that is
-// gone still gets a record with the ids the kernel gave. The policy is
-// asked again for the rule that decided, so the record names it.
-func (o *observer) actor(c fs.Caller, rel string) audit.Actor {
-	a := audit.Process(int(c.Pid))
-	a.Uid, a.Gid = c.Uid, c.Gid
+type procEntry struct {
+	a  audit.Actor
+	at time.Time
+}
+
+// process is audit.Process for the hot path: a pid described less than
+// identityMaxAge ago is not read from /proc again. A pid reused within that
+// second (the whole pid space would have to wrap) would be recorded with
+// its predecessor's exe and command line; the decision is not affected.
+func (o *observer) process(pid uint32) audit.Actor {
+	now := time.Now()
+	o.procMu.Lock()
+	e, ok := o.procs[pid]
+	o.procMu.Unlock()
+	if ok && now.Sub(e.at) < identityMaxAge {
+		return e.a
+	}
+	a := audit.Process(int(pid))
 	// A consumer started with a value on its command line must not put
 	// it in the log: known values (and their encodings) become
 	// placeholders before the line is cut to size.
@@ -341,9 +361,24 @@ func (o *observer) actor(c fs.Caller, rel string) audit.Actor {
 			a.Cmdline = ""
 		}
 	}
+	o.procMu.Lock()
+	if o.procs == nil || len(o.procs) >= 4096 {
+		o.procs = make(map[uint32]procEntry)
+	}
+	o.procs[pid] = procEntry{a, now}
+	o.procMu.Unlock()
+	return a
+}
+
+// actor describes a FUSE caller from /proc, best effort: a process that is
+// gone still gets a record with the ids the kernel gave. The policy is
+// asked again for the rule that decided, so the record names it.
+func (o *observer) actor(c fs.Caller, rel string) audit.Actor {
+	a := o.process(c.Pid)
+	a.Uid, a.Gid = c.Uid, c.Gid
 	if p := o.pol.Load(); p != nil && c.Pid != 0 {
 		pc := policy.Caller(c)
-		if proc, err := o.ids.Identify(pc); err == nil {
+		if proc, err := o.ids.Recent(pc, identityMaxAge); err == nil {
 			d := p.Decide(proc, pc, rel)
 			switch {
 			case len(d.Consumers) > 0:
