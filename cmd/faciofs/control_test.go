@@ -184,8 +184,10 @@ func TestControlProtocolGarbage(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket %s: %v, mode %v; want 0600", sock, err, fi.Mode())
 	}
-	if di, err := os.Stat(filepath.Dir(sock)); err != nil || di.Mode().Perm() != 0o700 {
-		t.Fatalf("socket dir: %v %v; want 0700", err, di.Mode())
+	// 0700, or 0710 when another mount shares its socket with a group
+	// (search only: this socket's own mode keeps the group out).
+	if di, err := os.Stat(filepath.Dir(sock)); err != nil || di.Mode().Perm()&^0o010 != 0o700 {
+		t.Fatalf("socket dir: %v %v; want 0700 or 0710", err, di.Mode())
 	}
 	big := make([]byte, control.MaxMessage+10)
 	for i := range big {
@@ -365,5 +367,61 @@ func TestControlSameWithAndWithoutMount(t *testing.T) {
 		if direct[i] != served[i] {
 			t.Errorf("without a mount:\n%s\nwith a mount:\n%s", direct[i], served[i])
 		}
+	}
+}
+
+// TestControlSocketGroup: with --socket-group, an agent uid in that group
+// reaches the mount to ask for a credential, and still cannot approve,
+// read or change anything without the master password; an agent uid
+// outside the group cannot reach it at all.
+func TestControlSocketGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a process as another uid")
+	}
+	t.Parallel()
+	const group, gid = "nogroup", 65534
+	e := newEnv(t, true)
+	backing, mnt := e.mkdirs()
+	d := e.startMount(mnt, "--socket-group", group, backing)
+	d.ready()
+	agentBin := agentCopy(t)
+	agentPw := filepath.Join(filepath.Dir(agentBin), "pw")
+	writeFile(t, agentPw, wrongPassword+"\n", 0o644)
+	run := func(inGroup bool, args ...string) (string, int) {
+		c := exec.Command(agentBin, append([]string{"--store", e.store, "--password-file", agentPw}, args...)...)
+		c.Dir = "/"
+		c.Env = append(cleanEnviron(), "HOME=/")
+		cred := &syscall.Credential{Uid: 4302, Gid: 4302}
+		if inGroup {
+			cred.Groups = []uint32{gid}
+		}
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: cred}
+		out, err := c.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		noLeak(t, "agent output", out)
+		return string(out), code
+	}
+	if out, code := run(true, "request", "NEW_TOKEN", "--label", "for the deploy"); code != 0 || !strings.Contains(out, "${credentials.NEW_TOKEN}") {
+		t.Fatalf("agent in the socket group: request: exit %d %q", code, out)
+	}
+	ap := e.ok("", "approvals", "--json")
+	if !strings.Contains(ap.stdout, "NEW_TOKEN") || !strings.Contains(ap.stdout, `"uid": 4302`) {
+		t.Errorf("the request is not pending with the agent's uid: %s", ap.stdout)
+	}
+	for _, a := range [][]string{{"approve", "1"}, {"deny", "1"}, {"secret", "set", "X"}} {
+		if out, code := run(true, a...); code == 0 {
+			t.Errorf("agent in the socket group ran %v without the password: %s", a, out)
+		}
+	}
+	if out, code := run(false, "request", "OTHER_TOKEN"); code == 0 {
+		t.Errorf("agent outside the socket group reached the mount: %s", out)
+	}
+	if ap := e.ok("", "approvals", "--json"); strings.Contains(ap.stdout, "OTHER_TOKEN") {
+		t.Errorf("a request from outside the group is pending: %s", ap.stdout)
 	}
 }

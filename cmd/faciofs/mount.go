@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/user"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +18,7 @@ import (
 func newMountCommand(g *globals) *cobra.Command {
 	var policyFile string
 	var verbose, debug bool
+	var socketGroup string
 	c := &cobra.Command{
 		Use:   "mount [--policy FILE] BACKING MOUNTPOINT",
 		Short: "Unlock the store and serve BACKING at MOUNTPOINT in the foreground; Ctrl-C or SIGTERM unmounts",
@@ -26,20 +29,31 @@ func newMountCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			gid := 0
+			if socketGroup != "" {
+				grp, err := user.LookupGroup(socketGroup)
+				if err != nil {
+					return usagef("--socket-group: %v", err)
+				}
+				if gid, err = strconv.Atoi(grp.Gid); err != nil || gid == 0 {
+					return usagef("--socket-group: %s is not a group other than root's", socketGroup)
+				}
+			}
 			pw, err := g.passwordSource().Password("Master password", false)
 			if err != nil {
 				return err
 			}
 			err = daemon.Run(daemon.Options{
-				Store:      s,
-				Password:   pw,
-				PolicyFile: policyFile,
-				Backing:    a[0],
-				Mountpoint: a[1],
-				Ready:      cmd.OutOrStdout(),
-				Log:        log.New(os.Stderr, "faciofs: ", log.LstdFlags),
-				Verbose:    verbose,
-				Debug:      debug,
+				SocketGroup: gid,
+				Store:       s,
+				Password:    pw,
+				PolicyFile:  policyFile,
+				Backing:     a[0],
+				Mountpoint:  a[1],
+				Ready:       cmd.OutOrStdout(),
+				Log:         log.New(os.Stderr, "faciofs: ", log.LstdFlags),
+				Verbose:     verbose,
+				Debug:       debug,
 			})
 			if errors.Is(err, store.ErrWrongPassword) {
 				g.auditWrongPassword(cmd)
@@ -50,6 +64,7 @@ func newMountCommand(g *globals) *cobra.Command {
 	c.Flags().StringVar(&policyFile, "policy", "", "policy file saying who is a consumer (default: nobody)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every resolution (paths and credential names, never values)")
 	c.Flags().BoolVar(&debug, "debug", false, "log every FUSE request")
+	c.Flags().StringVar(&socketGroup, "socket-group", "", "let this group use the control socket (request, secret rm, list); changing a value still needs the master password")
 	return c
 }
 

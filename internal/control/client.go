@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -24,10 +25,19 @@ type Client struct {
 // owned by anyone but this user or root is refused: it could be a fake
 // daemon fishing for the master password.
 func Dial(storePath string) (*Client, error) {
-	path := SocketPath(storePath)
+	c, err := dial(SocketPath(storePath), false)
+	if errors.Is(err, ErrNoMount) && os.Geteuid() != 0 {
+		// A root daemon that shares its socket with a group
+		// (mount --socket-group) listens in root's runtime directory.
+		c, err = dial(filepath.Join(rootRuntimeDir, filepath.Base(SocketPath(storePath))), true)
+	}
+	return c, err
+}
+
+func dial(path string, shared bool) (*Client, error) {
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, unix.ENOENT) || shared && errors.Is(err, unix.EACCES) {
 			return nil, ErrNoMount
 		}
 		return nil, fmt.Errorf("control socket %s: %w", path, err)

@@ -102,13 +102,16 @@ var ErrNoMount = errors.New("no running mount for this store")
 // $XDG_RUNTIME_DIR/faciofs, else $TMPDIR/faciofs-UID.
 func RuntimeDir() string {
 	if os.Geteuid() == 0 {
-		return "/run/faciofs"
+		return rootRuntimeDir
 	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "faciofs")
 	}
 	return filepath.Join(os.TempDir(), fmt.Sprintf("faciofs-%d", os.Geteuid()))
 }
+
+// rootRuntimeDir is where a root daemon listens.
+const rootRuntimeDir = "/run/faciofs"
 
 // canonical is the absolute path of a store, symlinks resolved if it exists.
 func canonical(storePath string) string {

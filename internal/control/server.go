@@ -37,10 +37,13 @@ type Server struct {
 }
 
 // Listen creates the socket for the store at storePath: the directory
-// mode 0700, the socket mode 0600, both owned by this process's user. A
+// mode 0700, the socket mode 0600, both owned by this process's user; with
+// a group (gid > 0), the directory 0710 and the socket 0660 in that group,
+// so that agents under another uid can ask (request, secret rm) while
+// everything that changes a value still needs the master password. A
 // socket left by a dead daemon is replaced (the store's lock, held by the
 // caller, says no live daemon owns it).
-func Listen(storePath string) (*net.UnixListener, string, error) {
+func Listen(storePath string, group int) (*net.UnixListener, string, error) {
 	path := SocketPath(storePath)
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -53,8 +56,19 @@ func Listen(storePath string) (*net.UnixListener, string, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() {
 		return nil, "", fmt.Errorf("control socket directory %s is not a directory owned by uid %d", dir, os.Geteuid())
 	}
-	if st.Mode&0o077 != 0 {
-		if err := os.Chmod(dir, 0o700); err != nil {
+	// The directory admits the socket group (search only, 0710) when one
+	// is asked for; otherwise it keeps such a bit from another mount's
+	// group, since its sockets are 0600 anyway, and loses any other.
+	sockMode := os.FileMode(0o600)
+	dirMode := os.FileMode(st.Mode & 0o710)
+	if group > 0 {
+		sockMode, dirMode = 0o660, 0o710
+		if err := os.Chown(dir, -1, group); err != nil {
+			return nil, "", fmt.Errorf("control socket directory: %w", err)
+		}
+	}
+	if os.FileMode(st.Mode&0o777) != dirMode|0o700 {
+		if err := os.Chmod(dir, dirMode|0o700); err != nil {
 			return nil, "", err
 		}
 	}
@@ -66,7 +80,13 @@ func Listen(storePath string) (*net.UnixListener, string, error) {
 		return nil, "", fmt.Errorf("control socket: %w", err)
 	}
 	ln.SetUnlinkOnClose(true)
-	if err := os.Chmod(path, 0o600); err != nil {
+	if group > 0 {
+		if err := os.Chown(path, -1, group); err != nil {
+			ln.Close()
+			return nil, "", err
+		}
+	}
+	if err := os.Chmod(path, sockMode); err != nil {
 		ln.Close()
 		return nil, "", err
 	}

@@ -48,6 +48,9 @@ type Options struct {
 	Log     *log.Logger
 	Verbose bool
 	Debug   bool
+	// SocketGroup, when not 0, lets this group use the control socket
+	// (mode 0660); otherwise only the daemon's user can (0600).
+	SocketGroup int
 }
 
 // Run mounts and serves until the filesystem is unmounted.
@@ -187,7 +190,7 @@ func Run(o Options) error {
 	started := time.Now()
 	var policyLoaded atomic.Int64
 	policyLoaded.Store(started.UnixNano())
-	ln, sockPath, err := control.Listen(o.Store.Path())
+	ln, sockPath, err := control.Listen(o.Store.Path(), o.SocketGroup)
 	if err != nil {
 		_ = mountpoint.Unmount(mnt, true)
 		return err
