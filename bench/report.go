@@ -421,7 +421,7 @@ func render(e *benchEnv, r *results, ts []target, profs []profileReport) string 
 	} else {
 		w("- faciofs rescans a file written by the agent when it is closed and replaces any known value by its placeholder (up to 64 MiB, ARCHITECTURE.md): the %d MiB *seq write* includes that rescan.\n", cfg.sizeMiB)
 	}
-	w("- faciofs's RSS right after mounting is mostly the unlock's argon2id work area (`store.DefaultKDF`: 256 MiB), which the Go runtime keeps until its scavenger returns it; go-fuse's loopback unlocks nothing.\n")
+	w("- faciofs's peak RSS (VmHWM) is the unlock's argon2id work area (`store.DefaultKDF`: 256 MiB); the daemon returns it to the system right after unlocking, so VmRSS right after mounting is small. go-fuse's loopback unlocks nothing.\n")
 	w("- In the perf reports, `pvm_irq_enable` is kernel time of this paravirtualized VM (samples land where interrupts are re-enabled): the daemon's syscalls and scheduling.\n")
 	w("- Paths under `tmpl/` are covered by a consumer rule: every open there identifies the caller (from `/proc`), gives it a per-view node with zero cache timeouts, and a consumer's open renders the file and writes an audit record. Plain-file rows are outside `tmpl/`.\n")
 	if len(profs) > 0 {
