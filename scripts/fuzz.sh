@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Go fuzz target in the repository for a duration each.
 #   scripts/fuzz.sh [DURATION]     DURATION as go test -fuzztime takes it (default 60s)
-# CI runs only the committed seed corpora (plain `go test`); this script is
-# the long pass. New crashers land in the package's testdata/fuzz/, where
+# CI runs it for 5s a target, and replays the committed seed corpora in
+# plain `go test`; run it for minutes for a real pass. New crashers land in the package's testdata/fuzz/, where
 # plain `go test` replays them: commit them with the fix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
