@@ -19,7 +19,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -35,6 +34,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/faciofs/faciofs/internal/leakcheck"
 )
 
 const (
@@ -315,53 +316,14 @@ func (s *session) must(args ...string) []byte {
 
 // ---- leak detection -------------------------------------------------------
 
-type leakForm struct {
-	name, form string
-	b          []byte
-}
-
-// leakFormsOf lists a value and its encodings an observer could recognise.
-// Base64 forms drop the last, alignment-dependent character.
-func leakFormsOf(values map[string]string) []leakForm {
-	var forms []leakForm
-	for name, v := range values {
-		b := []byte(v)
-		b64 := func(enc *base64.Encoding) []byte {
-			s := enc.EncodeToString(b)
-			s = strings.TrimRight(s, "=")
-			if len(b)%3 != 0 {
-				s = s[:len(s)-1]
-			}
-			return []byte(s)
-		}
-		forms = append(forms,
-			leakForm{name, "raw", b},
-			leakForm{name, "base64-std", b64(base64.StdEncoding)},
-			leakForm{name, "base64-url", b64(base64.URLEncoding)},
-			leakForm{name, "hex-lower", []byte(hex.EncodeToString(b))},
-			leakForm{name, "hex-upper", []byte(strings.ToUpper(hex.EncodeToString(b)))},
-		)
-	}
-	return forms
-}
-
-// findLeak returns "NAME/form" for the first value form found in data.
-func findLeak(data []byte, forms []leakForm) string {
-	for _, f := range forms {
-		if bytes.Contains(data, f.b) {
-			return f.name + "/" + f.form
-		}
-	}
-	return ""
-}
-
-var fakeForms = leakFormsOf(fakeValues)
+// fakeForms are the fake values in every form an observer could recognise.
+var fakeForms = leakcheck.New(fakeValues)
 
 // assertNoLeak fails if data holds a fake value in any known form. It names
 // the label and the form, never the value.
 func assertNoLeak(t testing.TB, label string, data []byte) {
 	t.Helper()
-	if f := findLeak(data, fakeForms); f != "" {
+	if f := fakeForms.Find(data); f != "" {
 		t.Errorf("LEAK: %s contains %s", label, f)
 	}
 }
@@ -752,7 +714,7 @@ func runLoop(path string) ([]byte, error) {
 			wrong++
 		}
 		if checkLeak {
-			if f := findLeak(got, fakeForms); f != "" {
+			if f := fakeForms.Find(got); f != "" {
 				leaks++
 				if firstLeak == "" {
 					firstLeak = kind + ": " + f

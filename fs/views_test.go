@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/faciofs/faciofs/internal/leakcheck"
 )
 
 // seg is one piece of a test file: its raw bytes and what a consumer of
@@ -577,23 +579,23 @@ func TestViewsAgentPastesValue(t *testing.T) {
 					// Right after close(2) returned, then for up to 2 s.
 					start := time.Now()
 					back := readBacking(t, tm, name)
-					leakedAtClose := findLeak(back, fakeForms) != ""
-					for findLeak(back, fakeForms) != "" && time.Since(start) < time.Second {
+					leakedAtClose := fakeForms.Find(back) != ""
+					for fakeForms.Find(back) != "" && time.Since(start) < time.Second {
 						time.Sleep(time.Millisecond)
 						back = readBacking(t, tm, name)
 					}
 					waited := time.Since(start)
 					switch {
-					case findLeak(back, fakeForms) != "":
+					case fakeForms.Find(back) != "":
 						never++
 					case waited > 0 && !bytes.Equal(back, want):
 						t.Errorf("backing after paste: %d bytes, want %d", len(back), len(want))
 					}
-					if leakedAtClose && findLeak(back, fakeForms) == "" {
+					if leakedAtClose && fakeForms.Find(back) == "" {
 						late++
 						worst = max(worst, waited)
 					}
-					if i == 0 && findLeak(back, fakeForms) == "" {
+					if i == 0 && fakeForms.Find(back) == "" {
 						wantBytes(t, "backing after agent paste", back, want)
 						wantBytes(t, "consumer read of pasted file", mustHelper(t, consumerRole, "read", p), []byte(content))
 					}
@@ -707,7 +709,7 @@ func TestViewsScopedCredentials(t *testing.T) {
 	for _, op := range []string{"read", "mmap-private", "pread"} {
 		got := mustHelper(t, consumerRole, op, p)
 		wantBytes(t, "scoped consumer "+op, got, d.rendered())
-		if f := findLeak(got, leakFormsOf(map[string]string{"API_TOKEN": fakeToken})); f != "" {
+		if f := leakcheck.New(map[string]string{"API_TOKEN": fakeToken}).Find(got); f != "" {
 			t.Errorf("scoped consumer %s got %s", op, f)
 		}
 	}
@@ -757,13 +759,13 @@ func TestViewsRotation(t *testing.T) {
 		t.Fatal("rotated value must keep the length")
 	}
 	tm.secrets.set(map[string]string{"OPENAI_API_KEY": rotated, "API_TOKEN": fakeToken})
-	oldForms := leakFormsOf(map[string]string{"OPENAI_API_KEY": fakeKey})
+	oldForms := leakcheck.New(map[string]string{"OPENAI_API_KEY": fakeKey})
 	for _, op := range []string{"read", "mmap-private", "mmap-shared", "pread", "fstat"} {
 		got := mustHelper(t, consumerRole, op, p)
 		if op == "fstat" {
 			continue
 		}
-		if f := findLeak(got, oldForms); f != "" {
+		if f := oldForms.Find(got); f != "" {
 			t.Errorf("consumer %s after rotation still gets the old value (%s)", op, f)
 		}
 		if !bytes.Contains(got, []byte(rotated)) {
@@ -781,7 +783,7 @@ func TestViewsRotation(t *testing.T) {
 	tm.secrets.set(map[string]string{"API_TOKEN": fakeToken})
 	for _, op := range []string{"read", "mmap-private"} {
 		got := mustHelper(t, consumerRole, op, p)
-		if bytes.Contains(got, []byte(rotated)) || findLeak(got, oldForms) != "" {
+		if bytes.Contains(got, []byte(rotated)) || oldForms.Find(got) != "" {
 			t.Errorf("consumer %s after revocation still gets a key value", op)
 		}
 		if !bytes.Contains(got, []byte("OPENAI_API_KEY="+phKey)) {

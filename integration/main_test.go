@@ -16,14 +16,10 @@ package integration
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/faciofs/faciofs/internal/leakcheck"
 )
 
 const (
@@ -182,49 +180,18 @@ func need(t *testing.T, name string) string {
 
 // ---- leak detection --------------------------------------------------------
 
-// forms are a value and the encodings of it an observer could recognise.
-// Base64 forms drop the last, alignment-dependent character.
-func forms(v string) []string {
-	b := []byte(v)
-	b64 := func(enc *base64.Encoding) string {
-		s := strings.TrimRight(enc.EncodeToString(b), "=")
-		if len(b)%3 != 0 {
-			s = s[:len(s)-1]
-		}
-		return s
+// leaks are the fake credentials and the master password in every form an
+// observer could recognise (internal/leakcheck).
+var leaks = leakcheck.New(func() map[string]string {
+	m := map[string]string{"the master password": masterPassword}
+	for k, v := range creds {
+		m[k] = v
 	}
-	j, _ := json.Marshal(v)
-	out := []string{
-		v,
-		b64(base64.StdEncoding),
-		b64(base64.URLEncoding),
-		hex.EncodeToString(b),
-		strings.ToUpper(hex.EncodeToString(b)),
-		string(j[1 : len(j)-1]),
-		url.QueryEscape(v),
-		url.PathEscape(v),
-	}
-	// Long values: also any 12-byte window, so that a partial leak counts.
-	for i := 0; i+12 <= len(v) && len(v) > 24; i += 6 {
-		out = append(out, v[i:i+12])
-	}
-	return out
-}
+	return m
+}())
 
 // findLeak names the first fake credential found in data, in any form.
-func findLeak(data []byte) string {
-	for name, v := range creds {
-		for i, f := range forms(v) {
-			if bytes.Contains(data, []byte(f)) {
-				return fmt.Sprintf("%s (form #%d)", name, i)
-			}
-		}
-	}
-	if bytes.Contains(data, []byte(masterPassword)) {
-		return "the master password"
-	}
-	return ""
-}
+func findLeak(data []byte) string { return leaks.Find(data) }
 
 // noLeak fails if data holds any fake value in any form. It names the
 // credential, never the value.
@@ -255,14 +222,7 @@ func noLeakTree(t *testing.T, dir string) {
 }
 
 // redact replaces every fake value and its encodings with a marker.
-func redact(s string) string {
-	for _, v := range creds {
-		for _, f := range forms(v) {
-			s = strings.ReplaceAll(s, f, "<REDACTED>")
-		}
-	}
-	return strings.ReplaceAll(s, masterPassword, "<REDACTED-PW>")
-}
+func redact(s string) string { return leaks.Redact(s) }
 
 // ph is the placeholder of a credential.
 func ph(name string) string { return "${credentials." + name + "}" }

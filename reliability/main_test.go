@@ -17,8 +17,6 @@ package reliability
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +31,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/faciofs/faciofs/internal/leakcheck"
 )
 
 const (
@@ -192,33 +192,18 @@ func must(t *testing.T, err error) {
 
 // ---- leak detection --------------------------------------------------------
 
-// forms are a value and the encodings an observer could recognise (base64
-// without its alignment-dependent last character, hex both cases).
-func forms(v string) []string {
-	b := []byte(v)
-	b64 := func(enc *base64.Encoding) string {
-		s := strings.TrimRight(enc.EncodeToString(b), "=")
-		if len(b)%3 != 0 {
-			s = s[:len(s)-1]
-		}
-		return s
+// leaks are the fake credentials and the master password in every form an
+// observer could recognise (internal/leakcheck).
+var leaks = leakcheck.New(func() map[string]string {
+	m := map[string]string{"the master password": masterPassword}
+	for k, v := range creds {
+		m[k] = v
 	}
-	return []string{v, b64(base64.StdEncoding), b64(base64.URLEncoding), hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b))}
-}
+	return m
+}())
 
-func findLeak(data []byte) string {
-	for name, v := range creds {
-		for i, f := range forms(v) {
-			if bytes.Contains(data, []byte(f)) {
-				return fmt.Sprintf("%.20s (form #%d)", name, i)
-			}
-		}
-	}
-	if bytes.Contains(data, []byte(masterPassword)) {
-		return "the master password"
-	}
-	return ""
-}
+// findLeak names the first fake credential found in data, in any form.
+func findLeak(data []byte) string { return leaks.Find(data) }
 
 func noLeak(t *testing.T, where string, data []byte) {
 	t.Helper()
@@ -267,14 +252,8 @@ func leakInFile(p string) string {
 	}
 }
 
-func redact(s string) string {
-	for _, v := range creds {
-		for _, f := range forms(v) {
-			s = strings.ReplaceAll(s, f, "<REDACTED>")
-		}
-	}
-	return strings.ReplaceAll(s, masterPassword, "<REDACTED-PW>")
-}
+// redact replaces every fake value and its encodings with a marker.
+func redact(s string) string { return leaks.Redact(s) }
 
 func ph(name string) string { return "${credentials." + name + "}" }
 

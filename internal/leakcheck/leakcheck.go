@@ -1,0 +1,97 @@
+// Package leakcheck is the tests' one definition of "a value leaked": the
+// value itself and every encoding of it an observer could recognise. The
+// filesystem, CLI, integration and reliability tests all assert with it,
+// so a form added here is checked everywhere.
+//
+// It reports credential names and form kinds, never the values.
+package leakcheck
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+// Form is one recognisable spelling of one value.
+type Form struct {
+	Name, Kind string
+	Text       []byte
+}
+
+// Set holds the forms of a set of values.
+type Set []Form
+
+// New lists the forms of every value: raw; base64 (standard and URL
+// alphabets, without the last, alignment-dependent character, so padded,
+// unpadded and continued encodings all match); hex in both cases; JSON- and
+// URL-escaped; and for values longer than 24 bytes every 12-byte window,
+// so that a partial leak counts too.
+func New(values map[string]string) Set {
+	names := make([]string, 0, len(values))
+	for n := range values {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var s Set
+	for _, name := range names {
+		v := values[name]
+		b := []byte(v)
+		add := func(kind, text string) {
+			if text == "" {
+				return
+			}
+			for _, f := range s {
+				if f.Name == name && string(f.Text) == text {
+					return
+				}
+			}
+			s = append(s, Form{name, kind, []byte(text)})
+		}
+		b64 := func(enc *base64.Encoding) string {
+			e := strings.TrimRight(enc.EncodeToString(b), "=")
+			if len(b)%3 != 0 && len(e) > 0 {
+				e = e[:len(e)-1]
+			}
+			return e
+		}
+		add("raw", v)
+		add("base64-std", b64(base64.StdEncoding))
+		add("base64-url", b64(base64.URLEncoding))
+		add("hex-lower", hex.EncodeToString(b))
+		add("hex-upper", strings.ToUpper(hex.EncodeToString(b)))
+		if j, err := json.Marshal(v); err == nil {
+			add("json", string(j[1:len(j)-1]))
+		}
+		add("url-query", url.QueryEscape(v))
+		add("url-path", url.PathEscape(v))
+		for i := 0; len(v) > 24 && i+12 <= len(v); i += 6 {
+			add("window", v[i:i+12])
+		}
+	}
+	return s
+}
+
+// Find names the first form found in data as "NAME (kind)", or "".
+func (s Set) Find(data []byte) string {
+	for _, f := range s {
+		if bytes.Contains(data, f.Text) {
+			return f.Name + " (" + f.Kind + ")"
+		}
+	}
+	return ""
+}
+
+// Redact replaces every form in str by a marker, for failure messages.
+// Longer forms go first, so a window never leaves the rest of its value.
+func (s Set) Redact(str string) string {
+	forms := append(Set(nil), s...)
+	sort.SliceStable(forms, func(i, j int) bool { return len(forms[i].Text) > len(forms[j].Text) })
+	for _, f := range forms {
+		str = strings.ReplaceAll(str, string(f.Text), "<REDACTED:"+f.Name+">")
+	}
+	return str
+}
