@@ -56,6 +56,9 @@ const (
 	EventCredentialDenied    Event = "credential.denied"
 	EventExecStart           Event = "exec.start"
 	EventExecEnd             Event = "exec.end"
+	// EventScan is one scan request served by a mount: the files count,
+	// the hits, and the credentials found.
+	EventScan Event = "scan"
 )
 
 // Outcomes.

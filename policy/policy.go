@@ -45,6 +45,7 @@ type Policy struct {
 	agents    []agentRule
 	consumers []consumerRule
 	expose    []string
+	execAs    *RunAs
 	missing   MissingMode
 	exes      *exeCache
 }
@@ -55,6 +56,19 @@ func (p *Policy) Missing() MissingMode { return p.missing }
 // ExecExpose returns the credentials `faciofs exec --expose` may put into a
 // child's environment.
 func (p *Policy) ExecExpose() []string { return append([]string(nil), p.expose...) }
+
+// RunAs is the user `faciofs exec` children run as (exec.uid, exec.gid).
+type RunAs struct{ Uid, Gid uint32 }
+
+// ExecRunAs returns the user exec's children run as, or nil: the caller's
+// own uid and gid.
+func (p *Policy) ExecRunAs() *RunAs {
+	if p.execAs == nil {
+		return nil
+	}
+	r := *p.execAs
+	return &r
+}
 
 // ConsumerNames returns the names of the consumer rules, in file order.
 func (p *Policy) ConsumerNames() []string {
@@ -369,11 +383,7 @@ func (ps *parser) top(root *yaml.Node, p *Policy) error {
 			if v.ShortTag() == "!!null" {
 				return nil
 			}
-			return ps.fields(v, "exec", []string{"expose"}, func(_ string, _, v *yaml.Node) error {
-				names, _, err := ps.credentials(v, "exec.expose", false)
-				p.expose = names
-				return err
-			})
+			return ps.exec(v, p)
 		case "missing":
 			s, err := ps.str(v, "missing")
 			if err != nil {
@@ -395,6 +405,40 @@ func (ps *parser) top(root *yaml.Node, p *Policy) error {
 	}
 	if !haveVersion {
 		return ps.errf(root, "version is required (add \"version: 1\")")
+	}
+	return nil
+}
+
+// exec reads the exec section: expose, and uid and gid, which go together.
+func (ps *parser) exec(n *yaml.Node, p *Policy) error {
+	var uid, gid *uint32
+	err := ps.fields(n, "exec", []string{"expose", "uid", "gid"}, func(key string, _, v *yaml.Node) error {
+		switch key {
+		case "expose":
+			names, _, err := ps.credentials(v, "exec.expose", false)
+			p.expose = names
+			return err
+		default:
+			id, err := ps.id(v, "exec."+key)
+			if key == "uid" {
+				uid = &id
+			} else {
+				gid = &id
+			}
+			return err
+		}
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case uid == nil && gid == nil:
+	case uid == nil || gid == nil:
+		return ps.errf(n, "exec: give both uid and gid, or neither")
+	case *uid == 0:
+		return ps.errf(n, "exec.uid: children may not run as root")
+	default:
+		p.execAs = &RunAs{Uid: *uid, Gid: *gid}
 	}
 	return nil
 }

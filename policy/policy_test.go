@@ -72,6 +72,7 @@ func TestParseGood(t *testing.T) {
 		"root cgroup":      "version: 1\nagents: [{cgroup: /}]\n",
 		"exe cleaned":      "version: 1\nagents: [{exe: /usr//bin/../bin/x}]\n",
 		"exec expose list": "version: 1\nexec: {expose: A}\n",
+		"exec run as":      "version: 1\nexec: {expose: A, uid: 1001, gid: 1002}\n",
 	} {
 		p, err := Parse([]byte(src), "p.yaml")
 		if err != nil {
@@ -83,6 +84,9 @@ func TestParseGood(t *testing.T) {
 		}
 		if p.Missing() != MissingKeep {
 			t.Errorf("%s: default missing mode %v", name, p.Missing())
+		}
+		if ra := p.ExecRunAs(); name == "exec run as" && (ra == nil || *ra != RunAs{Uid: 1001, Gid: 1002}) || name != "exec run as" && ra != nil {
+			t.Errorf("%s: exec runs as %+v", name, ra)
 		}
 	}
 }
@@ -149,6 +153,9 @@ func TestParseBad(t *testing.T) {
 		{"empty paths", "version: 1\nconsumers:\n  - name: a\n    match: {uid: 1}\n    credentials: [A]\n    paths: []\n", 6, "must not be empty"},
 		{"exec star", "version: 1\nexec:\n  expose: [\"*\"]\n", 3, `"*" is not allowed here`},
 		{"exec unknown", "version: 1\nexec:\n  expose: [A]\n  env: [B]\n", 4, `exec: unknown key "env"`},
+		{"exec uid alone", "version: 1\nexec:\n  expose: [A]\n  uid: 1001\n", 3, "give both uid and gid"},
+		{"exec root", "version: 1\nexec:\n  uid: 0\n  gid: 0\n", 3, "may not run as root"},
+		{"exec uid name", "version: 1\nexec:\n  uid: nobody\n  gid: 1\n", 3, "exec.uid must be a number"},
 		{"alias", "version: 1\nconsumers:\n  - &c\n    name: a\n    match: {uid: 1}\n    credentials: [A]\n    paths: [x]\n  - *c\n", 8, "aliases are not supported"},
 		{"merge key", "version: 1\nagents:\n  - &a {uid: 1}\n  - <<: *a\n", 4, "merge keys (<<) are not supported"},
 		{"second document", "version: 1\n---\nversion: 1\n", 2, "one YAML document"},

@@ -84,6 +84,7 @@ values. Values enter through a human's hidden prompt and never come back out.`,
 		newPolicyCommand(),
 		newAuditCommand(g),
 		newScanCommand(g),
+		newExecCommand(g),
 		newStatusCommand(g),
 		newRequestCommand(g),
 		newApprovalsCommand(g),
@@ -120,10 +121,16 @@ func run(argv []string) int {
 	if err == nil {
 		return exitOK
 	}
+	var xe exitError
+	if errors.As(err, &xe) && xe.err == nil {
+		return xe.code // exec: the child's status, already explained by its output
+	}
 	fmt.Fprintf(os.Stderr, "faciofs: %v\n", err)
 	var ue usageError
 	var pe problemError
 	switch {
+	case errors.As(err, &xe):
+		return xe.code
 	case errors.As(err, &ue) || isCobraUsage(err):
 		return exitUsage
 	case errors.As(err, &pe):

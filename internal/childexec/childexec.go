@@ -41,10 +41,15 @@ type Spec struct {
 	// Known are the values to redact from Stdout and Stderr: at least
 	// every value in Env, usually every value the store holds.
 	Known []resolve.Known
+	// Matcher, if set, is used instead of one built from Known.
+	Matcher *redact.Matcher
 	// Credential, if set, runs the child as another user (needs root).
 	Credential *syscall.Credential
 	// Signals are forwarded to the child's process group while it runs.
 	Signals <-chan os.Signal
+	// Started, if set, is called with the child's pid once it runs (its
+	// environment has been copied into it by then).
+	Started func(pid int)
 	// KillDelay is how long after ctx is done (SIGTERM sent) the child
 	// gets before SIGKILL; zero means 5 seconds.
 	KillDelay time.Duration
@@ -73,10 +78,13 @@ type Result struct {
 // value. A prompt without a newline after it may therefore not appear until
 // the child prints more.
 //
-// An error means the child could not be started or its output could not be
-// delivered; a non-zero exit is not an error.
+// An error means the child could not be started (a *StartError) or its
+// output could not be delivered; a non-zero exit is not an error.
 func Run(ctx context.Context, s Spec) (Result, error) {
-	m := redact.NewMatcher(s.Known)
+	m := s.Matcher
+	if m == nil {
+		m = redact.NewMatcher(s.Known)
+	}
 	res := Result{Skipped: m.Skipped()}
 	stdout, stderr := s.Stdout, s.Stderr
 	if stdout == nil {
@@ -96,7 +104,7 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	if lp, err := lookPath(s.Path, cmd.Env); err == nil {
 		cmd.Path, cmd.Err = lp, nil
 	} else {
-		return res, err
+		return res, &StartError{err}
 	}
 	cmd.Dir = s.Dir
 	cmd.Stdout = outW
@@ -115,7 +123,7 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	default:
 		p, err := cmd.StdinPipe()
 		if err != nil {
-			return res, err
+			return res, &StartError{err}
 		}
 		stdinPipe = p
 		go func() {
@@ -128,7 +136,10 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 		if stdinPipe != nil {
 			stdinPipe.Close()
 		}
-		return res, err
+		return res, &StartError{err}
+	}
+	if s.Started != nil {
+		s.Started(cmd.Process.Pid)
 	}
 
 	stopSignals := make(chan struct{})
@@ -186,6 +197,13 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	}
 	return res, werr
 }
+
+// StartError says the child did not start: not found, not executable, a
+// working directory it cannot enter, or no resources to fork.
+type StartError struct{ Err error }
+
+func (e *StartError) Error() string { return "starting the command: " + e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
 
 func signalGroup(p *os.Process, sig syscall.Signal) error {
 	if p == nil {

@@ -39,6 +39,9 @@ type Engine struct {
 	// Redact hides known values in agent-supplied text (labels); nil
 	// means none are known here.
 	Redact func(string) string
+	// Exec serves exec and scan; nil when no mount runs (then exec is
+	// refused and scan is the CLI's own).
+	Exec *ExecConfig
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }

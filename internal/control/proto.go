@@ -35,7 +35,13 @@ const (
 	OpApprovals  = "approvals"
 	OpApprove    = "approve"
 	OpDeny       = "deny"
+	OpExec       = "exec"
+	OpScan       = "scan"
 )
+
+// MaxFiles is the most file descriptors one request may carry (SCM_RIGHTS):
+// exec sends three (stdin, stdout, stderr), scan up to this many files.
+const MaxFiles = 64
 
 // Request is one JSON line from a client. Password and Value are base64 in
 // JSON ([]byte); they travel in, never out.
@@ -46,6 +52,53 @@ type Request struct {
 	ID       string `json:"id,omitempty"`
 	Password []byte `json:"password,omitempty"`
 	Value    []byte `json:"value,omitempty"`
+	// exec: the names to expose, the command, and the caller's
+	// environment and working directory. Its stdin, stdout and stderr
+	// come along as descriptors.
+	Expose []string `json:"expose,omitempty"`
+	Argv   []string `json:"argv,omitempty"`
+	Env    []string `json:"env,omitempty"`
+	Dir    string   `json:"dir,omitempty"`
+}
+
+// ExecSignal is a line the exec client sends after the child started: a
+// signal the caller received, to pass on to the child.
+type ExecSignal struct {
+	Signal int `json:"signal"`
+}
+
+// ExecStarted is the first answer to exec: the child runs.
+type ExecStarted struct {
+	Started bool `json:"started"`
+	Pid     int  `json:"pid"`
+}
+
+// ExecResult is the last answer to exec: how the child ended.
+type ExecResult struct {
+	// ExitCode is the child's status, or 128+N when signal N killed it.
+	ExitCode   int    `json:"exit_code"`
+	Signal     int    `json:"signal,omitempty"`
+	Redactions int    `json:"redactions"`
+	Error      string `json:"error,omitempty"` // the output could not be delivered
+}
+
+// ScanHit is one value or encoded form found by scan: the index of the
+// file among the request's descriptors, the line, the credential and the
+// form (never the value).
+type ScanHit struct {
+	File int    `json:"file"`
+	Line int    `json:"line"`
+	Name string `json:"name"`
+	Form string `json:"form"`
+}
+
+// ScanResult answers scan.
+type ScanResult struct {
+	Hits []ScanHit `json:"hits"`
+	// Errors maps a file's index to why it could not be scanned.
+	Errors map[int]string `json:"errors,omitempty"`
+	// Skipped names values too short to look for.
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 // wipe clears the secret fields.
@@ -71,6 +124,9 @@ const (
 	KindWrongPassword = "wrong_password"
 	KindNotFound      = "not_found"
 	KindRuntime       = "runtime"
+	// exec: the command could not be found, or found but not started.
+	KindCommandNotFound = "command_not_found"
+	KindCannotRun       = "cannot_run"
 )
 
 // Error is an error with a kind, as it crosses the socket.
@@ -140,6 +196,9 @@ type Who struct {
 	Uid uint32 `json:"uid"`
 	Gid uint32 `json:"gid"`
 	Exe string `json:"exe,omitempty"`
+	// Groups are the supplementary groups (SO_PEERGROUPS); exec's
+	// children get them.
+	Groups []uint32 `json:"-"`
 }
 
 // Status is what `faciofs status` shows.

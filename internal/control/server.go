@@ -169,8 +169,12 @@ func (s *Server) serveConn(c *net.UnixConn) {
 	actor.Uid, actor.Gid = cred.Uid, cred.Gid
 	actor.Cmdline = "" // the caller's argv is its own business; the record says what it asked
 	who := Who{Pid: int(cred.Pid), Uid: cred.Uid, Gid: cred.Gid, Exe: actor.Exe}
+	if who.Groups, err = peerGroups(c); err != nil {
+		who.Groups = []uint32{} // exec's children then get no supplementary groups
+	}
 
-	req, rerr := readRequest(c)
+	req, files, rerr := readRequestFiles(c)
+	defer closeFiles(files)
 	if rerr != nil {
 		writeResponse(c, Response{Kind: KindUsage, Error: rerr.Error()})
 		return
@@ -178,6 +182,22 @@ func (s *Server) serveConn(c *net.UnixConn) {
 	actor.Cmdline = "faciofs control " + req.Op
 	if len(actor.Cmdline) > 64 {
 		actor.Cmdline = "faciofs control"
+	}
+	// exec and scan read what the caller passed as descriptors; exec
+	// lasts as long as its child, so neither takes the lock that orders
+	// the operations on the store.
+	switch req.Op {
+	case OpExec:
+		s.exec(c, who, actor, req, files)
+		return
+	case OpScan:
+		res, err := s.Engine.scan(actor, req, files)
+		if err != nil {
+			writeResponse(c, Response{Kind: KindOf(err), Error: err.Error()})
+			return
+		}
+		writeResponse(c, Response{OK: true, Result: res})
+		return
 	}
 	s.mu.Lock()
 	res, err := s.Engine.Handle(who, actor, req)
@@ -189,6 +209,58 @@ func (s *Server) serveConn(c *net.UnixConn) {
 		return
 	}
 	writeResponse(c, Response{OK: true, Result: res})
+}
+
+// readRequestFiles reads the request and the descriptors that came with
+// its first bytes (exec's stdio, scan's files). The client sends its line
+// and waits for an answer, so nothing beyond the line is read here.
+func readRequestFiles(c *net.UnixConn) (*Request, []*os.File, error) {
+	first := make([]byte, 64<<10)
+	defer clear(first) // it may hold a password
+	oob := make([]byte, unix.CmsgSpace(MaxFiles*4))
+	n, oobn, flags, _, err := c.ReadMsgUnix(first, oob)
+	files, ferr := parseFiles(oob[:oobn])
+	if err == nil && n == 0 {
+		err = io.EOF
+	}
+	switch {
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, files, fmt.Errorf("reading the request: %v", err)
+	case ferr != nil:
+		return nil, files, ferr
+	case flags&unix.MSG_CTRUNC != 0:
+		return nil, files, fmt.Errorf("more than %d descriptors sent; refused", MaxFiles)
+	}
+	req, err := readRequest(io.MultiReader(bytes.NewReader(first[:n]), c))
+	return req, files, err
+}
+
+// parseFiles turns SCM_RIGHTS messages into files (received close-on-exec).
+func parseFiles(oob []byte) ([]*os.File, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, errors.New("malformed control message")
+	}
+	var files []*os.File
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue // not SCM_RIGHTS (credentials are read with SO_PEERCRED)
+		}
+		for _, fd := range fds {
+			files = append(files, os.NewFile(uintptr(fd), fmt.Sprintf("fd %d from the caller", len(files))))
+		}
+	}
+	return files, nil
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 // readRequest reads one line of at most MaxMessage bytes and decodes it

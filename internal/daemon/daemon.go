@@ -213,6 +213,17 @@ func Run(o Options) error {
 			values.Replace(secs)
 			return nil
 		},
+		Exec: &control.ExecConfig{
+			Policy:   obs.pol.Load,
+			Redactor: values.Redactor,
+			Reveal: func(name string) ([]byte, func(), error) {
+				sec, err := kr.Reveal(name)
+				if err != nil {
+					return nil, func() {}, err
+				}
+				return sec.Bytes(), sec.Wipe, nil
+			},
+		},
 		Redact: func(s string) string {
 			red, _, err := values.Reverse([]byte(s))
 			if err != nil {

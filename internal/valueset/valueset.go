@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/faciofs/faciofs/redact"
 	"github.com/faciofs/faciofs/resolve"
 	"github.com/faciofs/faciofs/store"
 )
@@ -20,7 +21,10 @@ type Set struct {
 	mu      sync.RWMutex
 	secrets map[string]*store.Secret
 	matcher *resolve.Matcher
-	gen     atomic.Uint64
+	// redactor finds every value and encoded form (exec's output, scan);
+	// built on first use, since most mounts never need it.
+	redactor *redact.Matcher
+	gen      atomic.Uint64
 }
 
 // New takes ownership of secrets (they are wiped by Replace and Close).
@@ -42,7 +46,7 @@ func (s *Set) Replace(secrets []*store.Secret) {
 	matcher := resolve.NewMatcher(known)
 	s.mu.Lock()
 	old := s.secrets
-	s.secrets, s.matcher = m, matcher
+	s.secrets, s.matcher, s.redactor = m, matcher, nil
 	s.gen.Add(1)
 	s.mu.Unlock()
 	for _, sec := range old {
@@ -67,6 +71,21 @@ func (s *Set) Reverse(data []byte) ([]byte, []string, error) {
 	m := s.matcher
 	s.mu.RUnlock()
 	return m.Reverse(data)
+}
+
+// Redactor returns the matcher of every value and its encoded forms, as
+// exec's output redactor and scan use it.
+func (s *Set) Redactor() *redact.Matcher {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.redactor == nil {
+		known := make([]resolve.Known, 0, len(s.secrets))
+		for name, sec := range s.secrets {
+			known = append(known, resolve.Known{Name: name, Value: sec.Bytes()})
+		}
+		s.redactor = redact.NewMatcher(known)
+	}
+	return s.redactor
 }
 
 // Generation changes whenever the values change.
