@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/faciofs/faciofs/internal/control"
 	"github.com/faciofs/faciofs/internal/readpassword"
 	rdx "github.com/faciofs/faciofs/redact" // not "redact": main_test.go has a func of that name
 	"github.com/faciofs/faciofs/resolve"
@@ -28,9 +29,11 @@ func newScanCommand(g *globals) *cobra.Command {
 		Short: "Report files holding a stored value or an encoding of it (base64, hex, URL, JSON, shell), never the value; exit 1 if any",
 		Long: `scan walks each PATH (symlinks are not followed; files over 256 MiB are
 skipped with a note) and prints FILE:LINE: NAME (FORM) for each stored value
-or encoded form found, with the same matcher as exec's output redactor. It
-needs the master password; while a mount holds the store, a private copy of
-the store file is unlocked instead. Exit 1 if anything was found, 0 if not.`,
+or encoded form found, with the same matcher as exec's output redactor.
+While a mount holds the store, the mount does the matching (this command
+opens the files and passes them over the control socket, so it reads only
+what you may read) and no password is needed; otherwise scan needs the
+master password. Exit 1 if anything was found, 0 if not.`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			for _, p := range paths {
@@ -38,16 +41,24 @@ the store file is unlocked instead. Exit 1 if anything was found, 0 if not.`,
 					return usagef("scan: %v", err)
 				}
 			}
-			m, err := g.scanMatcher(cmd)
-			if err != nil {
+			s := scanner{out: cmd.OutOrStdout()}
+			client, err := control.Dial(g.storePath())
+			switch {
+			case err == nil:
+				s.client = client
+			case !errors.Is(err, control.ErrNoMount):
 				return err
+			default:
+				if s.m, err = g.scanMatcher(cmd); err != nil {
+					return err
+				}
+				s.skipped(s.m.Skipped())
 			}
-			if sk := m.Skipped(); len(sk) > 0 {
-				fmt.Fprintf(os.Stderr, "faciofs: warning: %s shorter than %d bytes, not looked for\n", strings.Join(sk, ", "), resolve.MinValueLen)
-			}
-			s := scanner{m: m, out: cmd.OutOrStdout()}
 			for _, p := range paths {
 				s.walk(p)
+			}
+			if err := s.flush(); err != nil {
+				return err
 			}
 			switch {
 			case s.hits > 0:
@@ -61,10 +72,23 @@ the store file is unlocked instead. Exit 1 if anything was found, 0 if not.`,
 	}
 }
 
+// scanner matches files itself (m, unlocked with the password) or has
+// the running mount match them (client): files are then opened here and
+// sent in batches of control.MaxFiles.
 type scanner struct {
 	m                   *rdx.Matcher
+	client              *control.Client
+	batch               []*os.File
+	warned              bool
 	out                 io.Writer
 	hits, files, failed int
+}
+
+func (s *scanner) skipped(names []string) {
+	if len(names) > 0 && !s.warned {
+		s.warned = true
+		fmt.Fprintf(os.Stderr, "faciofs: warning: %s shorter than %d bytes, not looked for\n", strings.Join(names, ", "), resolve.MinValueLen)
+	}
 }
 
 func (s *scanner) note(format string, a ...any) {
@@ -97,34 +121,89 @@ func (s *scanner) walk(root string) {
 }
 
 func (s *scanner) file(p string) {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// O_NONBLOCK: a file swapped for a fifo after the walk saw it must
+	// not hang the scan (regular files ignore the flag).
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		s.note("%v", err)
 		s.failed++
 		return
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
+		f.Close()
 		return
 	}
 	if fi.Size() > scanMaxFile {
 		s.note("%s skipped: larger than 256 MiB", p)
+		f.Close()
 		return
 	}
-	found := false
-	var last string
+	if s.client != nil {
+		s.batch = append(s.batch, f)
+		if len(s.batch) == control.MaxFiles {
+			if err := s.flush(); err != nil {
+				s.note("%v", err)
+			}
+		}
+		return
+	}
+	defer f.Close()
+	var hits []control.ScanHit
 	err = s.m.Scan(f, func(h rdx.Hit) bool {
-		found = true
+		hits = append(hits, control.ScanHit{Line: h.Line, Name: h.Name, Form: h.Form})
+		return true
+	})
+	s.report(p, hits, err)
+}
+
+// flush has the mount scan the files batched so far.
+func (s *scanner) flush() error {
+	if len(s.batch) == 0 {
+		return nil
+	}
+	batch := s.batch
+	s.batch = nil
+	defer func() {
+		for _, f := range batch {
+			f.Close()
+		}
+	}()
+	var res control.ScanResult
+	if err := s.client.CallFiles(&control.Request{Op: control.OpScan}, batch, &res); err != nil {
+		s.failed += len(batch)
+		return controlErr(err)
+	}
+	s.skipped(res.Skipped)
+	byFile := make([][]control.ScanHit, len(batch))
+	for _, h := range res.Hits {
+		if h.File >= 0 && h.File < len(batch) {
+			byFile[h.File] = append(byFile[h.File], h)
+		}
+	}
+	for i, f := range batch {
+		var err error
+		if msg, ok := res.Errors[i]; ok {
+			err = errors.New(msg)
+		}
+		s.report(f.Name(), byFile[i], err)
+	}
+	return nil
+}
+
+// report prints one file's hits: FILE:LINE: NAME (FORM), the same form
+// twice on a line once.
+func (s *scanner) report(p string, hits []control.ScanHit, err error) {
+	var last string
+	for _, h := range hits {
 		s.hits++
 		line := fmt.Sprintf("%s:%d: %s (%s)\n", p, h.Line, h.Name, h.Form)
-		if line != last { // the same form twice on a line is one report
+		if line != last {
 			fmt.Fprint(s.out, line)
 			last = line
 		}
-		return true
-	})
-	if found {
+	}
+	if len(hits) > 0 {
 		s.files++
 	}
 	if err != nil {
@@ -135,8 +214,8 @@ func (s *scanner) file(p string) {
 
 // scanMatcher unlocks the store and builds the matcher over every value;
 // the values are wiped once it is built. While a mount holds the store's
-// lock, a private copy is unlocked read-only, as audit verify does.
-// TODO: ask the running mount over the control socket instead.
+// lock but its socket is out of reach, a private copy is unlocked
+// read-only, as audit verify does.
 func (g *globals) scanMatcher(cmd *cobra.Command) (*rdx.Matcher, error) {
 	s, cleanup, err := g.openStoreOrCopy()
 	if err != nil {

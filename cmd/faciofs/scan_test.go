@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -100,4 +101,60 @@ func TestScanWhileLocked(t *testing.T) {
 	if r.code != exitProblem || !strings.Contains(r.stdout, "config.env:3: X (raw)") {
 		t.Errorf("scan while locked: exit %d, stdout %s, stderr %s", r.code, redact(r.stdout), redact(r.stderr))
 	}
+}
+
+// TestScanThroughMount: with a mount running, scan asks it (no password
+// needed), finds exactly what the password path finds, batches more files
+// than one request carries, and each request leaves one audit record
+// naming what was found and never the value.
+func TestScanThroughMount(t *testing.T) {
+	e := newEnv(t, true)
+	ws := scanTree(t, e)
+	want := e.run("", "scan", ws) // the password path, before the mount
+	// More files than control.MaxFiles, so the scan takes several
+	// requests; one of them at the end holds the value.
+	many := filepath.Join(ws, "many")
+	if err := os.Mkdir(many, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 70 {
+		writeFile(t, filepath.Join(many, fmt.Sprintf("f%03d", i)), "clean\n", 0o644)
+	}
+	writeFile(t, filepath.Join(many, "z-last"), "\n\nid="+hex.EncodeToString([]byte(valX))+"\n", 0o644)
+
+	backing, mnt := e.mkdirs()
+	d := e.startMount(mnt, backing)
+	d.ready()
+	e.pwFile = ""
+	r := e.run("", "scan", ws)
+	if r.code != exitProblem {
+		t.Fatalf("scan through the mount: exit %d; stderr %s", r.code, redact(r.stderr))
+	}
+	wantOut := want.stdout + filepath.Join(many, "z-last") + ":3: X (hex)\n"
+	if sorted(r.stdout) != sorted(wantOut) {
+		t.Errorf("scan through the mount:\n%s\nwant:\n%s", redact(r.stdout), redact(wantOut))
+	}
+	if !strings.Contains(r.stderr, "found 4 ") {
+		t.Errorf("stderr: %s", redact(r.stderr))
+	}
+	a := e.ok("", "audit", "--event", "scan", "--json")
+	if n := strings.Count(a.stdout, `"event":"scan"`); n < 2 {
+		t.Errorf("%d scan records for %d files, want one a request (at least 2):\n%s", n, 75, a.stdout)
+	}
+	if !strings.Contains(a.stdout, `"X"`) {
+		t.Errorf("scan records do not name the credential found:\n%s", a.stdout)
+	}
+	noLeakTree(t, filepath.Dir(e.store))
+
+	clean := filepath.Join(e.dir, "clean")
+	writeFile(t, clean, "nothing\n", 0o644)
+	if r := e.ok("", "scan", clean); !strings.Contains(r.stdout, "no stored value") {
+		t.Errorf("clean scan through the mount: %q", r.stdout)
+	}
+}
+
+func sorted(s string) string {
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
 }
