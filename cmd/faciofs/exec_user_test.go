@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The users of these tests: the agent, a group it is in, and the user
+// the policy's exec.uid names.
+const (
+	execAgentUid   = 4303
+	execAgentGroup = 4444
+	execOtherUid   = 4310
+	execSocketGid  = 65534 // nogroup: the mount's --socket-group
+)
+
+// execAsAgent starts `faciofs exec` as the agent uid, in the socket group
+// and one more, from dir.
+func execAsAgent(t *testing.T, e *env, agentBin, dir string, args ...string) *exec.Cmd {
+	t.Helper()
+	c := exec.Command(agentBin, append([]string{"--store", e.store, "exec"}, args...)...)
+	c.Dir = dir
+	c.Env = append(cleanEnviron(), "HOME=/", "AGENT_MARK=from-the-agent")
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: &syscall.Credential{
+		Uid: execAgentUid, Gid: execAgentUid, Groups: []uint32{execSocketGid, execAgentGroup}}}
+	return c
+}
+
+// readAsAgent reads a file as the agent uid: its content, or nil if the
+// kernel refused.
+func readAsAgent(t *testing.T, path string) []byte {
+	t.Helper()
+	c := exec.Command("/bin/cat", path)
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: execAgentUid, Gid: execAgentUid}}
+	var out bytes.Buffer
+	c.Stdout = &out
+	if err := c.Run(); err != nil {
+		return nil
+	}
+	return out.Bytes()
+}
+
+// startExecChild runs a child that writes its pid to a file and sleeps,
+// waits for the pid, and returns it with the exec command.
+func startExecChild(t *testing.T, e *env, agentBin, shared string) (int, *exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	pidFile := filepath.Join(shared, "pid")
+	os.Remove(pidFile)
+	c := execAsAgent(t, e, agentBin, "/", "--expose", "X", "--", "/bin/sh", "-c", "echo $$ > "+pidFile+"; sleep 30")
+	var out bytes.Buffer
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Process.Kill() // the mount then ends the child
+		_ = c.Wait()
+	})
+	var pid int
+	if !eventually(10*time.Second, func() bool {
+		b, err := os.ReadFile(pidFile)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pid > 0
+	}) {
+		t.Fatalf("the child did not start: %s", redact(out.String()))
+	}
+	return pid, c, &out
+}
+
+// TestExecUsers: a root mount runs exec's child as the caller (uid, gid
+// and supplementary groups), so a same-uid agent can read the child's
+// /proc/PID/environ, as SECURITY.md says; with exec.uid and exec.gid the
+// child runs as that user and the agent cannot.
+func TestExecUsers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run processes as other users")
+	}
+	t.Parallel()
+	agentBin := agentCopy(t)
+	// A directory every user here can enter and write (t.TempDir's
+	// parent is root's alone).
+	shared, err := os.MkdirTemp("", "faciofs-exec-users-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shared) })
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("caller", func(t *testing.T) {
+		e := newEnv(t, true)
+		backing, mnt := e.mkdirs()
+		pol := filepath.Join(e.dir, "policy.yaml")
+		writeFile(t, pol, "version: 1\nexec:\n  expose: [X]\n", 0o644)
+		d := e.startMount(mnt, "--socket-group", "nogroup", "--policy", pol, backing)
+		d.ready()
+
+		c := execAsAgent(t, e, agentBin, shared, "--expose", "X", "--", "/bin/sh", "-c", `id -u; id -g; id -G; pwd; echo "$AGENT_MARK"; echo "$X"`)
+		out, err := c.CombinedOutput()
+		noLeak(t, "exec output", out)
+		if err != nil {
+			t.Fatalf("exec as the agent: %v: %s", err, redact(string(out)))
+		}
+		lines := strings.Split(string(out), "\n")
+		if len(lines) < 6 || lines[0] != "4303" || lines[1] != "4303" || !strings.Contains(" "+lines[2]+" ", " 4444 ") ||
+			!strings.Contains(" "+lines[2]+" ", " 65534 ") || lines[3] != shared || lines[4] != "from-the-agent" || lines[5] != "[REDACTED:X]" {
+			t.Errorf("child as the caller printed:\n%s", redact(string(out)))
+		}
+
+		// The limit SECURITY.md states: the agent's uid owns the child.
+		pid, _, _ := startExecChild(t, e, agentBin, shared)
+		environ := readAsAgent(t, "/proc/"+strconv.Itoa(pid)+"/environ")
+		if !bytes.Contains(environ, []byte("X="+valX)) {
+			t.Errorf("the same-uid agent could not read the child's environment (%d bytes): SECURITY.md says it can; update one of them", len(environ))
+		}
+	})
+
+	t.Run("other user", func(t *testing.T) {
+		e := newEnv(t, true)
+		backing, mnt := e.mkdirs()
+		pol := filepath.Join(e.dir, "policy.yaml")
+		writeFile(t, pol, "version: 1\nexec:\n  expose: [X]\n  uid: 4310\n  gid: 4310\n", 0o644)
+		d := e.startMount(mnt, "--socket-group", "nogroup", "--policy", pol, backing)
+		d.ready()
+
+		c := execAsAgent(t, e, agentBin, shared, "--expose", "X", "--", "/bin/sh", "-c", `id -u; id -G; echo "$X"`)
+		out, err := c.CombinedOutput()
+		noLeak(t, "exec output", out)
+		if err != nil || string(out) != "4310\n4310\n[REDACTED:X]\n" {
+			t.Errorf("child as exec.uid: %v:\n%s", err, redact(string(out)))
+		}
+
+		pid, _, _ := startExecChild(t, e, agentBin, shared)
+		if environ := readAsAgent(t, "/proc/"+strconv.Itoa(pid)+"/environ"); environ != nil {
+			noLeak(t, "the child's environ as the agent read it", environ)
+			t.Errorf("the agent read the environment of a child running as exec.uid (%d bytes)", len(environ))
+		}
+		a := e.ok("", "audit", "--event", "exec.start", "--json")
+		if !strings.Contains(a.stdout, `"uid":4303`) || !strings.Contains(a.stdout, `"credentials":["X"]`) {
+			t.Errorf("exec.start does not name the calling agent and the credential:\n%s", a.stdout)
+		}
+	})
+}
