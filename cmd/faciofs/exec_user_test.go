@@ -149,3 +149,32 @@ func TestExecUsers(t *testing.T) {
 		}
 	})
 }
+
+// TestExecChildIsNeverAConsumer: a program that the policy names as a
+// consumer gets resolved views when the agent cannot start it through
+// exec, and placeholders when exec started it: otherwise the agent could
+// have it copy a resolved file to where no redactor looks.
+func TestExecChildIsNeverAConsumer(t *testing.T) {
+	e := newEnv(t, true)
+	backing, mnt := e.mkdirs()
+	consumer := consumerExe(t, e.dir)
+	pol := consumerPolicy(t, e.dir, consumer)
+	writeFile(t, pol, string(readFile(t, pol))+"exec:\n  expose: [X]\n", 0o600)
+	writeFile(t, filepath.Join(backing, "app.env"), "TOKEN=${credentials.X}\n", 0o644)
+	d := e.startMount(mnt, "--policy", pol, backing)
+	d.ready()
+
+	if got := readAs(t, consumer, filepath.Join(mnt, "app.env")); got != "TOKEN="+valX+"\n" {
+		t.Fatalf("the consumer itself did not get the resolved view (%d bytes)", len(got))
+	}
+	copied := filepath.Join(e.dir, "copied.env")
+	r := e.run("", "exec", "--expose", "X", "--", "/bin/sh", "-c", consumer+" "+filepath.Join(mnt, "app.env")+" > "+copied)
+	if r.code != 0 {
+		t.Fatalf("exec: exit %d: %s", r.code, redact(r.stderr))
+	}
+	got := readFile(t, copied)
+	noLeak(t, "what a consumer started by exec copied out of the mount", got)
+	if string(got) != "TOKEN=${credentials.X}\n" {
+		t.Errorf("a consumer started by exec read %q, want the placeholder", redact(string(got)))
+	}
+}

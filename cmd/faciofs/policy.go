@@ -32,7 +32,14 @@ func newPolicyCheckCommand() *cobra.Command {
 				return problemError{err}
 			}
 			names := p.ConsumerNames()
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d consumer rules: %s; missing: %s)\n", a[0], len(names), strings.Join(names, ", "), p.Missing())
+			exec := "exec: nothing exposed"
+			if ex := p.ExecExpose(); len(ex) > 0 {
+				exec = "exec may expose " + strings.Join(ex, ", ")
+				if ra := p.ExecRunAs(); ra != nil {
+					exec += fmt.Sprintf(" as uid %d gid %d", ra.Uid, ra.Gid)
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d consumer rules: %s; missing: %s; %s)\n", a[0], len(names), strings.Join(names, ", "), p.Missing(), exec)
 			return nil
 		},
 	}

@@ -251,6 +251,9 @@ func Run(o Options) error {
 	if pol != nil {
 		policyDesc = o.PolicyFile
 	}
+	if pol != nil && pol.ExecRunAs() != nil && os.Geteuid() != 0 {
+		o.Log.Printf("warning: the policy's exec.uid needs a mount running as root; faciofs exec will be refused")
+	}
 	if skipped := values.Skipped(); len(skipped) > 0 {
 		o.Log.Printf("warning: values of %v are shorter than 4 bytes; writes containing them are not reverse-substituted", skipped)
 	}

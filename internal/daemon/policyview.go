@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,7 @@ func (pv *policyView) View(c fs.Caller, rel string) fs.View {
 	}
 	pc := policy.Caller(c)
 	proc, err := pv.ids.Recent(pc, identityMaxAge)
-	if err != nil {
+	if err != nil || startedByExec(proc) {
 		return fs.View{}
 	}
 	d := pv.p.Decide(proc, pc, rel)
@@ -52,4 +53,22 @@ func (pv *policyView) View(c fs.Caller, rel string) fs.View {
 		Allows:         d.Allows,
 		MissingIsError: pv.p.Missing() == policy.MissingError,
 	}
+}
+
+// startedByExec reports whether proc descends from this daemon: a child
+// of `faciofs exec` (the daemon starts no other programs). Such a child
+// was started for an agent and got its credentials in its environment;
+// it never gets resolved views, whatever consumer rule its program
+// matches, so an agent cannot use exec to run a consumer that copies a
+// resolved file somewhere its output redactor does not reach. A child
+// that detaches (double fork, reparented to init) leaves this ancestry,
+// as it leaves an agent's.
+func startedByExec(proc *policy.Process) bool {
+	self := os.Getpid()
+	for _, a := range proc.Ancestors {
+		if a.Pid == self {
+			return true
+		}
+	}
+	return false
 }
