@@ -107,6 +107,19 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 		return res, &StartError{err}
 	}
 	cmd.Dir = s.Dir
+	// With SysProcAttr set, a missing directory would be reported as
+	// the command's own ENOENT (the chdir fails in the forked child);
+	// say which it is.
+	if s.Dir != "" {
+		fi, err := os.Stat(s.Dir)
+		var errno error = syscall.ENOTDIR
+		if err != nil {
+			errno = errors.Unwrap(err)
+		}
+		if err != nil || !fi.IsDir() {
+			return res, &StartError{&os.PathError{Op: "chdir", Path: s.Dir, Err: errno}}
+		}
+	}
 	cmd.Stdout = outW
 	cmd.Stderr = errW // exec shares one pipe when both are the same writer
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.Credential}

@@ -61,7 +61,7 @@ func (s *Server) exec(c *net.UnixConn, who Who, actor audit.Actor, req *Request,
 		fail(err)
 		return
 	}
-	cmdline := e.redact(strings.Join(req.Argv, " "))
+	cmdline := redactString(e.Exec.Redactor(), e.redact(strings.Join(req.Argv, " ")))
 	record := func(event audit.Event, outcome, detail string) error {
 		return e.audit(actor, nil, audit.Record{Event: event, Outcome: outcome, Credentials: req.Expose,
 			Detail: cut(detail, 512)})
@@ -315,6 +315,16 @@ func startReason(err error) string {
 		return errno.Error()
 	}
 	return "start failed"
+}
+
+// redactString replaces every value and encoded form in s (a command
+// line for the audit log) by [REDACTED:NAME].
+func redactString(m *redact.Matcher, s string) string {
+	var b strings.Builder
+	w := redact.NewWriter(&b, m)
+	_, _ = w.Write([]byte(s))
+	_ = w.Close()
+	return b.String()
 }
 
 func (e *Engine) redact(s string) string {
