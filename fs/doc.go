@@ -14,8 +14,9 @@
 //   - one view node per set of consumer rules, whose bytes are rendered from
 //     the backing file for exactly the credentials those rules cover.
 //
-// Both get zero dentry and attribute timeouts, so every path walk asks
-// LOOKUP again and is pointed at the caller's own node. A
+// Both get a zero dentry timeout, so every path walk asks LOOKUP again and
+// is pointed at the caller's own node; their attributes, refreshed by each
+// such LOOKUP, are cached for the usual second. A
 // dentry may still be reused within the same jiffy; for that, Open and
 // Getattr check the caller against the node and answer ESTALE when they
 // differ, which makes the VFS repeat the walk with LOOKUP_REVAL. Content is

@@ -29,7 +29,8 @@ func (r *Root) openView(c Caller, rel string, flags uint32, v View) (gofs.FileHa
 				return nil, 0, toErrno(err)
 			}
 			r.stats.Opens.Add(1)
-			return plainViewFile{gofs.NewLoopbackFileFromOS(f)}, 0, 0
+			// Read-only: nothing to scrub at close (see openRaw).
+			return plainViewFile{gofs.NewLoopbackFileFromOS(f)}, fuse.FOPEN_NOFLUSH, 0
 		}
 	}
 	return r.openResolved(c, rel, flags, v)
@@ -299,7 +300,7 @@ func (rf *resolvedFile) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.
 	out.FromStat(&st)
 	out.Size = size
 	out.Blocks = (size + 511) / 512
-	out.SetTimeout(0)
+	out.SetTimeout(rf.root.viewAttrTimeout)
 	return 0
 }
 
@@ -325,7 +326,14 @@ func (r *Root) openRaw(c Caller, rel string, flags uint32) (gofs.FileHandle, uin
 	if err != nil {
 		return nil, 0, toErrno(err)
 	}
-	return r.rawFromFile(c, rel, f, flags), 0, 0
+	// A read-only handle has nothing to scrub: close(2) need not wait for
+	// a FLUSH round trip. (POSIX locks are still released: the kernel
+	// sends its own unlock on close.)
+	var fl uint32
+	if flags&syscall.O_ACCMODE == syscall.O_RDONLY {
+		fl = fuse.FOPEN_NOFLUSH
+	}
+	return r.rawFromFile(c, rel, f, flags), fl, 0
 }
 
 func (r *Root) rawFromFile(c Caller, rel string, f *os.File, flags uint32) gofs.FileHandle {

@@ -66,7 +66,8 @@ func callerOf(ctx context.Context) Caller {
 
 // Lookup points each caller at its own node. On a path that some consumer
 // rule covers, a consumer gets a view node and everybody else the raw node,
-// both with zero timeouts so that every walk asks again.
+// both with a zero entry timeout so that every walk asks again (their
+// attributes may be cached: only the node's own callers reach them).
 func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	p := filepath.Join(n.backingPath(), name)
 	st, id, err := n.root.lstat(p)
@@ -79,9 +80,9 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 		n.root.setTimeouts(out)
 		return n.NewInode(ctx, n.root.newNode(""), id), 0
 	}
-	// Zero timeouts: the next walk by anybody asks again.
+	// Zero entry timeout: the next walk by anybody asks again.
 	out.SetEntryTimeout(0)
-	out.SetAttrTimeout(0)
+	out.SetAttrTimeout(n.root.viewAttrTimeout)
 	v := n.root.view(callerOf(ctx), rel)
 	if v.Raw() {
 		return n.NewInode(ctx, n.root.newNode(""), id), 0
@@ -173,7 +174,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return n.NewInode(ctx, n.root.newNode(""), id), n.root.rawFromFile(c, rel, f, flags), 0, 0
 	}
 	out.SetEntryTimeout(0)
-	out.SetAttrTimeout(0)
+	out.SetAttrTimeout(n.root.viewAttrTimeout)
 	v := n.root.view(c, rel)
 	if v.Raw() {
 		return n.NewInode(ctx, n.root.newNode(""), id), n.root.rawFromFile(c, rel, f, flags), 0, 0
@@ -212,7 +213,7 @@ func (n *Node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOu
 		}
 		errno := n.LoopbackNode.Getattr(ctx, fh, out)
 		if n.IsRegular() && n.root.covers(rel) {
-			out.SetTimeout(0)
+			out.SetTimeout(n.root.viewAttrTimeout)
 		} else {
 			out.SetTimeout(n.root.attrTimeout)
 		}
@@ -226,7 +227,7 @@ func (n *Node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOu
 		// The handle's process changed view since it opened (a policy
 		// reload): report the backing file, render nothing.
 		errno := n.LoopbackNode.Getattr(ctx, fh, out)
-		out.SetTimeout(0)
+		out.SetTimeout(n.root.viewAttrTimeout)
 		return errno
 	}
 	var st syscall.Stat_t
@@ -240,7 +241,7 @@ func (n *Node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOu
 	out.FromStat(&st)
 	out.Size = size
 	out.Blocks = (size + 511) / 512
-	out.SetTimeout(0)
+	out.SetTimeout(n.root.viewAttrTimeout)
 	return 0
 }
 
@@ -261,7 +262,7 @@ func (n *Node) Statx(ctx context.Context, fh gofs.FileHandle, flags uint32, mask
 	out.FromStatx(&stx)
 	out.Size = a.Size
 	out.Blocks = a.Blocks
-	out.SetTimeout(0)
+	out.SetTimeout(n.root.viewAttrTimeout)
 	return 0
 }
 
@@ -277,7 +278,7 @@ func (n *Node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 	if n.viewKey == "" {
 		errno := n.LoopbackNode.Setattr(ctx, fh, in, out)
 		if n.IsRegular() && n.root.covers(rel) {
-			out.SetTimeout(0)
+			out.SetTimeout(n.root.viewAttrTimeout)
 		} else {
 			out.SetTimeout(n.root.attrTimeout)
 		}

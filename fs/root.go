@@ -43,8 +43,12 @@ type Root struct {
 	obs         Observer
 	timeout     time.Duration
 	attrTimeout time.Duration
-	scans       scanCache
-	stats       Stats
+	// viewAttrTimeout is the attribute timeout of regular files on
+	// covered paths (views and raw nodes alike); their entry timeout
+	// stays zero, so every walk asks Lookup again.
+	viewAttrTimeout time.Duration
+	scans           scanCache
+	stats           Stats
 }
 
 // New checks the backing directory and prepares the tree.
@@ -85,6 +89,7 @@ func New(cfg Config) (*Root, error) {
 		r.timeout = time.Second
 	}
 	r.attrTimeout = r.timeout
+	r.viewAttrTimeout = r.timeout
 	r.SetPolicy(cfg.Policy)
 	r.loop = &gofs.LoopbackRoot{Path: backing, Dev: uint64(st.Dev)}
 	r.node = &Node{LoopbackNode: &gofs.LoopbackNode{RootData: r.loop}, root: r}
