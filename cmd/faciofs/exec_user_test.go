@@ -74,6 +74,18 @@ func startExecChild(t *testing.T, e *env, agentBin, shared string) (int, *exec.C
 	return pid, c, &out
 }
 
+// sharedExecMount starts a mount whose socket the agent's group reaches,
+// under policy.
+func sharedExecMount(t *testing.T, policy string) *env {
+	t.Helper()
+	e := newEnv(t, true)
+	backing, mnt := e.mkdirs()
+	pol := filepath.Join(e.dir, "policy.yaml")
+	writeFile(t, pol, policy, 0o644)
+	e.startMount(mnt, "--socket-group", "nogroup", "--policy", pol, backing).ready()
+	return e
+}
+
 // TestExecUsers: a root mount runs exec's child as the caller (uid, gid
 // and supplementary groups), so a same-uid agent can read the child's
 // /proc/PID/environ, as SECURITY.md says; with exec.uid and exec.gid the
@@ -96,12 +108,7 @@ func TestExecUsers(t *testing.T) {
 	}
 
 	t.Run("caller", func(t *testing.T) {
-		e := newEnv(t, true)
-		backing, mnt := e.mkdirs()
-		pol := filepath.Join(e.dir, "policy.yaml")
-		writeFile(t, pol, "version: 1\nexec:\n  expose: [X]\n", 0o644)
-		d := e.startMount(mnt, "--socket-group", "nogroup", "--policy", pol, backing)
-		d.ready()
+		e := sharedExecMount(t, "version: 1\nexec:\n  expose: [X]\n")
 
 		c := execAsAgent(t, e, agentBin, shared, "--expose", "X", "--", "/bin/sh", "-c", `id -u; id -g; id -G; pwd; echo "$AGENT_MARK"; echo "$X"`)
 		out, err := c.CombinedOutput()
@@ -124,12 +131,7 @@ func TestExecUsers(t *testing.T) {
 	})
 
 	t.Run("other user", func(t *testing.T) {
-		e := newEnv(t, true)
-		backing, mnt := e.mkdirs()
-		pol := filepath.Join(e.dir, "policy.yaml")
-		writeFile(t, pol, "version: 1\nexec:\n  expose: [X]\n  uid: 4310\n  gid: 4310\n", 0o644)
-		d := e.startMount(mnt, "--socket-group", "nogroup", "--policy", pol, backing)
-		d.ready()
+		e := sharedExecMount(t, "version: 1\nexec:\n  expose: [X]\n  uid: 4310\n  gid: 4310\n")
 
 		c := execAsAgent(t, e, agentBin, shared, "--expose", "X", "--", "/bin/sh", "-c", `id -u; id -G; echo "$X"`)
 		out, err := c.CombinedOutput()
