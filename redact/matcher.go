@@ -9,6 +9,10 @@
 // resolve.NewMatcher matches (raw, json, url with upper or lower hex, padded
 // standard base64, single-quoted shell word), plus:
 //
+//   - the other percent-encodings libraries print, upper-case hex:
+//     space as '+' (url.QueryEscape, Python quote_plus, HTML forms),
+//     url.PathEscape, Python's quote() (keeps '/'), and JavaScript's
+//     encodeURIComponent and encodeURI;
 //   - hex, lower and upper case (byte-aligned, so no alignment question);
 //   - base64 in the standard (+/) and URL (-_) alphabets, at the three
 //     alignments a value can have inside a longer base64 stream. A value of
@@ -75,6 +79,18 @@ func NewMatcher(known []resolve.Known) *Matcher {
 		if n < resolve.MinValueLen {
 			continue
 		}
+		// Percent-encodings other than resolve's (which escapes all but
+		// the unreserved characters, space as %20): what query builders,
+		// path escapers and JavaScript's encoders print. Each is added
+		// once, and only where it differs from the value and from the
+		// forms already there.
+		seen := map[string]bool{string(k.Value): true, string(resolve.FilterURL.Apply(k.Value)): true}
+		for _, u := range urlVariants {
+			if enc := u.escape(k.Value); !seen[string(enc)] {
+				seen[string(enc)] = true
+				add(k.Name, "url", enc)
+			}
+		}
 		add(k.Name, "hex", []byte(hex.EncodeToString(k.Value)))
 		add(k.Name, "HEX", []byte(strings.ToUpper(hex.EncodeToString(k.Value))))
 		for _, alpha := range []struct {
@@ -139,4 +155,37 @@ func (m *Matcher) label(name string, f resolve.Filter) (string, string) {
 		return name, "raw"
 	}
 	return name, f.String()
+}
+
+// urlVariant is one way of percent-encoding: the bytes kept besides the
+// unreserved ones (A-Z a-z 0-9 - . _ ~), and whether a space becomes '+'.
+type urlVariant struct {
+	keep      string
+	spacePlus bool
+}
+
+var urlVariants = []urlVariant{
+	{"", true},                  // url.QueryEscape, Python quote_plus, form encoding
+	{"$&+,:;=@", false},         // url.PathEscape
+	{"/", false},                // Python quote() with its default safe='/'
+	{"!*'()", false},            // JavaScript encodeURIComponent
+	{";,/?:@&=+$#!*'()", false}, // JavaScript encodeURI
+}
+
+func (u urlVariant) escape(v []byte) []byte {
+	const upper = "0123456789ABCDEF"
+	out := make([]byte, 0, len(v)*3)
+	for _, b := range v {
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '-', b == '.', b == '_', b == '~':
+			out = append(out, b)
+		case b == ' ' && u.spacePlus:
+			out = append(out, '+')
+		case b < 0x80 && strings.IndexByte(u.keep, b) >= 0:
+			out = append(out, b)
+		default:
+			out = append(out, '%', upper[b>>4], upper[b&0xF])
+		}
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -269,6 +270,34 @@ func TestFormsLabelled(t *testing.T) {
 	m.Find([]byte(e), func(_, _ int, _, form string) bool { forms = append(forms, form); return true })
 	if len(forms) != 1 || !strings.HasPrefix(forms[0], "base64") || !strings.HasSuffix(forms[0], "offset 1") {
 		t.Errorf("base64 at offset 1: forms %v", forms)
+	}
+}
+
+// TestURLVariants: the percent-encodings that libraries actually print are
+// found, each inside a longer URL, with the standard library's encoders
+// where it has them (independent of the matcher's own escaping).
+func TestURLVariants(t *testing.T) {
+	m := NewMatcher(testKnown)
+	v := string(testKnown[1].Value) // '/', '+', '=', space, quotes
+	jsEncodeURIComponent := strings.NewReplacer("+", "%20", "%21", "!", "%27", "'", "%28", "(", "%29", ")", "%2A", "*").Replace(url.QueryEscape(v))
+	for label, enc := range map[string]string{
+		"QueryEscape":        url.QueryEscape(v),
+		"PathEscape":         url.PathEscape(v),
+		"Python quote()":     strings.ReplaceAll(urlEncode([]byte(v), true), "%2F", "/"),
+		"encodeURIComponent": jsEncodeURIComponent,
+	} {
+		if enc == v {
+			t.Fatalf("%s: the test value needs escaping", label)
+		}
+		in := "https://h.example/cb?a=1&token=" + enc + "&b=2"
+		var got []string
+		m.Find([]byte(in), func(_, _ int, name, form string) bool {
+			got = append(got, name+" "+form)
+			return true
+		})
+		if len(got) != 1 || got[0] != "V2 url" {
+			t.Errorf("%s (%q): found %v", label, enc, got)
+		}
 	}
 }
 

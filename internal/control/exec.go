@@ -89,23 +89,18 @@ func (s *Server) exec(c *net.UnixConn, who Who, actor audit.Actor, req *Request,
 	defer cancel()
 	sigs := make(chan os.Signal, 8)
 	spec.Signals = sigs
-	started := make(chan int, 1)
+	// Started runs in Run's goroutine before it waits for the child, so
+	// "started" is always the first answer and the result the second.
+	// Only then does the caller speak, so no signal line can have been
+	// lost to readRequest.
 	spec.Started = func(pid int) {
 		wipe() // the kernel copied the environment into the child
-		started <- pid
+		writeResponse(c, Response{OK: true, Result: ExecStarted{Started: true, Pid: pid}})
+		go func() {
+			readExecSignals(c, sigs)
+			cancel()
+		}()
 	}
-	go func() {
-		// The caller speaks only after "started"; until then nothing
-		// is read, so no signal line can be lost to readRequest.
-		select {
-		case pid := <-started:
-			writeResponse(c, Response{OK: true, Result: ExecStarted{Started: true, Pid: pid}})
-		case <-ctx.Done():
-			return
-		}
-		readExecSignals(c, sigs)
-		cancel()
-	}()
 
 	res, runErr := childexec.Run(ctx, spec)
 	var se *childexec.StartError
