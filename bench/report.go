@@ -347,8 +347,8 @@ func render(e *benchEnv, r *results, ts []target, profs []profileReport) string 
 	w("| faciofs commit | %s |\n| bindfs | %s |\n| go-fuse (loopback example) | %s |\n", e.versions["faciofs"], e.versions["bindfs"], e.versions["go-fuse"])
 	w("| backing filesystem | %s |\n", strings.TrimSpace(sh("df -T '"+cfg.work+"' | awk 'NR==2{print $1\" \"$2}'")))
 	w("| load average (1, 5, 15 min) at start / end | %s / %s |\n\n", r.loadStart, r.loadEnd)
-	w("**The machine was noisy:** other test suites ran on it during this benchmark (see the load average on 2 CPUs). ")
-	w("To spread that noise evenly, every workload runs on all systems back to back in each run, the order of the systems rotates from run to run, ")
+	w("**Noise:** this is a shared 2-CPU VM; the load average above shows what else ran (the benchmark itself adds about 1). ")
+	w("To spread noise evenly, every workload runs on all systems back to back in each run, the order of the systems rotates from run to run, ")
 	w("and every figure is the median of %d runs with (min–max). Ratios compare medians.\n\n", cfg.runs)
 	w("## Parameters\n\n")
 	w("- sequential file: %d MiB (`SIZE`, in MiB; the issue asks for 512), written in 1 MiB writes then `fsync`; read back in 1 MiB reads, cold after `echo 3 > /proc/sys/vm/drop_caches` and warm.\n", cfg.sizeMiB)
@@ -423,7 +423,7 @@ func render(e *benchEnv, r *results, ts []target, profs []profileReport) string 
 	}
 	w("- faciofs's peak RSS (VmHWM) is the unlock's argon2id work area (`store.DefaultKDF`: 256 MiB); the daemon returns it to the system right after unlocking, so VmRSS right after mounting is small. go-fuse's loopback unlocks nothing.\n")
 	w("- In the perf reports, `pvm_irq_enable` is kernel time of this paravirtualized VM (samples land where interrupts are re-enabled): the daemon's syscalls and scheduling.\n")
-	w("- Paths under `tmpl/` are covered by a consumer rule: every open there identifies the caller (from `/proc`), gives it a per-view node with zero cache timeouts, and a consumer's open renders the file and writes an audit record. Plain-file rows are outside `tmpl/`.\n")
+	w("- Paths under `tmpl/` are covered by a consumer rule: every open there identifies the caller (from `/proc`) and gives it a per-view node with a zero entry timeout, so each open is a LOOKUP, an OPEN and a RELEASE; a consumer's open also renders the file and writes an audit record before it returns. Plain-file rows are outside `tmpl/`: read-only opens there are an OPEN and a RELEASE (no FLUSH; passthrough reads). What remains of every figure above is mostly the cost of each FUSE round trip through go-fuse on this VM (`pvm_irq_enable`, scheduling): go-fuse's own loopback is as slow or slower on every metadata row, so the gap to bindfs (libfuse, C) is per-request overhead, not faciofs's work.\n")
 	if len(profs) > 0 {
 		w("\n## Profiles of the missed targets\n\n")
 		w("Each missed workload was rerun once on faciofs under `perf record -e cpu-clock -g -p DAEMON_PID` (faciofs has no pprof switch; perf sees Go symbols through frame pointers). Full reports: `%s/`. Listed: the hottest symbols by self time, then the faciofs functions by inclusive time.\n\n", cfg.profDir)
