@@ -82,10 +82,11 @@ func (s *Server) exec(c *net.UnixConn, who Who, actor audit.Actor, req *Request,
 	}
 	spec.Stdin, spec.Stdout, spec.Stderr = files[0], files[1], files[2]
 
-	// The child lives as long as the caller listens: a hang-up cancels
-	// ctx, which sends SIGTERM to its group, then SIGKILL.
+	// The child lives as long as the caller listens and the mount runs:
+	// a hang-up or Close cancels ctx, which sends SIGTERM to its group,
+	// then SIGKILL.
 	_ = c.SetDeadline(time.Time{})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(s.stopContext())
 	defer cancel()
 	sigs := make(chan os.Signal, 8)
 	spec.Signals = sigs

@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -30,6 +32,7 @@ const (
 // execServer serves a control socket whose engine exposes E (and knows
 // O) under a policy allowing only E; records collects the audit.
 type execServer struct {
+	srv     *Server
 	client  *Client
 	mu      sync.Mutex
 	records []audit.Record
@@ -78,6 +81,7 @@ func newExecServer(t *testing.T) *execServer {
 	go srv.Serve(ln)
 	t.Cleanup(srv.Close)
 	es.client = &Client{path: path}
+	es.srv = srv
 	return es
 }
 
@@ -230,5 +234,40 @@ func TestScanOverSocket(t *testing.T) {
 	}
 	if recs := s.audit(); len(recs) != 1 || recs[0].Event != audit.EventScan || recs[0].Detail != "2 files, 1 hits" {
 		t.Errorf("audit: %+v", recs)
+	}
+}
+
+// TestExecEndsWithServer: closing the server (the mount stopping) ends a
+// running child instead of waiting for it.
+func TestExecEndsWithServer(t *testing.T) {
+	s := newExecServer(t)
+	stdio, _ := pipeStdio(t)
+	type result struct {
+		res ExecResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := s.client.Exec(&Request{Op: OpExec, Expose: []string{"E"}, Dir: "/", Argv: []string{"/bin/sleep", "30"}}, stdio, nil)
+		done <- result{res, err}
+	}()
+	// Wait until the child runs (its exec.start is recorded first).
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.audit()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	s.srv.Close()
+	select {
+	case r := <-done:
+		if r.err != nil || r.res.Signal != int(syscall.SIGTERM) {
+			t.Errorf("exec after Close: %+v, %v; want killed by SIGTERM", r.res, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the running child")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v", d)
 	}
 }

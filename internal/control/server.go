@@ -3,6 +3,7 @@ package control
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,9 +32,26 @@ type Server struct {
 	mu sync.Mutex // one operation at a time
 	wg sync.WaitGroup
 
-	lnMu   sync.Mutex // guards ln and closed between Serve and Close
+	lnMu   sync.Mutex // guards ln, closed and stop between Serve and Close
 	ln     *net.UnixListener
 	closed bool
+	// stop ends exec's children when the server closes (the mount is
+	// going away): they get SIGTERM, then SIGKILL.
+	stop     context.Context
+	stopExec context.CancelFunc
+}
+
+// stopContext is done once Close has begun.
+func (s *Server) stopContext() context.Context {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	if s.stop == nil {
+		s.stop, s.stopExec = context.WithCancel(context.Background())
+		if s.closed {
+			s.stopExec()
+		}
+	}
+	return s.stop
 }
 
 // Listen creates the socket for the store at storePath: the directory
@@ -128,13 +146,16 @@ func (s *Server) Serve(ln *net.UnixListener) {
 	}
 }
 
-// Close stops accepting, waits for operations in flight and removes the
-// socket.
+// Close stops accepting, ends exec's children, waits for operations in
+// flight and removes the socket.
 func (s *Server) Close() {
 	s.lnMu.Lock()
 	s.closed = true
 	if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.stopExec != nil {
+		s.stopExec()
 	}
 	s.lnMu.Unlock()
 	s.wg.Wait()
