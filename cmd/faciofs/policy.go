@@ -1,24 +1,55 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/faciofs/faciofs/internal/control"
 	"github.com/faciofs/faciofs/policy"
 )
 
-func newPolicyCommand() *cobra.Command {
+func newPolicyCommand(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "policy",
 		Short: "Check a policy file and explain its decisions",
 		Args:  args(cobra.NoArgs),
 		RunE:  helpOnly,
 	}
-	c.AddCommand(newPolicyCheckCommand(), newPolicyExplainCommand())
+	c.AddCommand(newPolicyCheckCommand(), newPolicyExplainCommand(g), newPolicyReloadCommand(g))
 	return c
+}
+
+func newPolicyReloadCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reload",
+		Short: "Have the running mount re-read its policy file (as SIGHUP does); a file with errors leaves the policy in force",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := g.askMount(&control.Request{Op: control.OpPolicyReload})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), res.Text)
+			return nil
+		},
+	}
+}
+
+// askMount sends a policy request to the running mount.
+func (g *globals) askMount(req *control.Request) (control.PolicyResult, error) {
+	var res control.PolicyResult
+	client, err := control.Dial(g.storePath())
+	if errors.Is(err, control.ErrNoMount) {
+		return res, problemError{errors.New("no running mount for this store: no policy is in force")}
+	}
+	if err != nil {
+		return res, err
+	}
+	return res, controlErr(client.Call(req, &res))
 }
 
 func newPolicyCheckCommand() *cobra.Command {
@@ -45,19 +76,25 @@ func newPolicyCheckCommand() *cobra.Command {
 	}
 }
 
-func newPolicyExplainCommand() *cobra.Command {
+func newPolicyExplainCommand(g *globals) *cobra.Command {
 	var pid int
 	var file, mount string
 	c := &cobra.Command{
-		Use:   "explain --policy FILE --pid PID PATH",
-		Short: "Show which view process PID gets of PATH (relative to the mount root) and why",
+		Use:   "explain [--policy FILE] --pid PID PATH",
+		Short: "Show which view process PID gets of PATH (relative to the mount root) and why; without --policy, under the running mount's policy",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if pid <= 0 {
 				return usagef("--pid is required")
 			}
 			if file == "" {
-				return usagef("--policy is required until the control socket lands")
+				// The policy in force, asked of the running mount.
+				res, err := g.askMount(&control.Request{Op: control.OpPolicyExplain, Pid: pid, Path: a[0]})
+				if err != nil {
+					return err
+				}
+				fmt.Fprint(cmd.OutOrStdout(), res.Text)
+				return nil
 			}
 			p, err := policy.Load(file)
 			if err != nil {
@@ -84,7 +121,7 @@ func newPolicyExplainCommand() *cobra.Command {
 		},
 	}
 	c.Flags().IntVar(&pid, "pid", 0, "process to explain")
-	c.Flags().StringVar(&file, "policy", "", "policy file")
+	c.Flags().StringVar(&file, "policy", "", "policy file (default: the running mount's policy in force)")
 	c.Flags().StringVar(&mount, "mount", "", "mount root, to accept an absolute PATH under it")
 	return c
 }

@@ -120,3 +120,57 @@ func TestPolicyExplain(t *testing.T) {
 	d.signal(syscall.SIGTERM)
 	d.exited(10 * time.Second)
 }
+
+// TestPolicyReloadAndExplainCommands: `policy explain` without --policy asks
+// the running mount, `policy reload` re-reads the file like SIGHUP (and
+// keeps the policy in force when the file is broken), and both say so
+// plainly when no mount runs.
+func TestPolicyReloadAndExplainCommands(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, true)
+	e.fail(exitProblem, "", []string{"policy", "reload"}, "no running mount")
+	e.fail(exitProblem, "", []string{"policy", "explain", "--pid", "1", "x"}, "no running mount")
+
+	backing, mnt := e.mkdirs()
+	exe := consumerExe(t, e.dir)
+	pol := consumerPolicy(t, e.dir, exe)
+	e.startMount(mnt, "--policy", pol, backing).ready()
+	// A consumer process to explain: the consumer's cat, waiting on stdin.
+	c := exec.Command(exe)
+	stdin, err := c.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); c.Wait() })
+	pid := strconv.Itoa(c.Process.Pid)
+
+	explain := func(path string) string {
+		t.Helper()
+		return e.ok("", "policy", "explain", "--pid", pid, path).stdout
+	}
+	if out := explain(filepath.Join(mnt, "app", ".env")); !strings.Contains(out, "decision: resolved") || !strings.Contains(out, "path: app/.env") {
+		t.Errorf("explain under the mount's policy:\n%s", out)
+	}
+	e.fail(exitUsage, "", []string{"policy", "explain", "--pid", pid, "/etc/passwd"}, "not under the mountpoint")
+
+	writeFile(t, pol, "version: 1\nconsumers: [ {name: x, nonsense: true} ]\n", 0o600)
+	e.fail(exitProblem, "", []string{"policy", "reload"}, "keeping the policy in force", pol+":")
+	if out := explain("app/.env"); !strings.Contains(out, "decision: resolved") {
+		t.Errorf("a failed reload changed the decision:\n%s", out)
+	}
+
+	writeFile(t, pol, "version: 1\n", 0o600)
+	if r := e.ok("", "policy", "reload"); !strings.Contains(r.stdout, "reloaded "+pol+": 0 consumer rules") {
+		t.Errorf("policy reload said %q", r.stdout)
+	}
+	if out := explain("app/.env"); !strings.Contains(out, "decision: raw") {
+		t.Errorf("after the reload:\n%s", out)
+	}
+	a := e.ok("", "audit", "--event", "policy.reload", "--json").stdout
+	if !strings.Contains(a, `"cmdline":"faciofs control policy.reload"`) {
+		t.Errorf("the reload's audit record does not name the command that asked:\n%s", a)
+	}
+}

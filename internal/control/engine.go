@@ -39,6 +39,9 @@ type Engine struct {
 	// Redact hides known values in agent-supplied text (labels); nil
 	// means none are known here.
 	Redact func(string) string
+	// Policy serves policy.reload and policy.explain; nil when no mount
+	// runs.
+	Policy *PolicyConfig
 	// Exec serves exec and scan; nil when no mount runs (then exec is
 	// refused and scan is the CLI's own).
 	Exec *ExecConfig
@@ -80,11 +83,42 @@ func (e *Engine) Handle(who Who, actor audit.Actor, req *Request) (any, error) {
 		return e.decide(actor, req, true)
 	case OpDeny:
 		return e.decide(actor, req, false)
+	case OpPolicyReload, OpPolicyExplain:
+		return e.policy(actor, req)
 	case "":
 		return nil, errorf(KindUsage, "request has no op")
 	default:
-		return nil, errorf(KindUsage, "unknown op (not repeated here); known: status, secret.set, secret.list, secret.rm, request, approvals, approve, deny")
+		return nil, errorf(KindUsage, "unknown op (not repeated here); known: status, secret.set, secret.list, secret.rm, request, approvals, approve, deny, policy.reload, policy.explain, exec, scan")
 	}
+}
+
+// PolicyConfig is what the policy operations need from the running mount.
+type PolicyConfig struct {
+	// Reload re-reads the policy file; the text describes what is in
+	// force. An error keeps the policy that was in force.
+	Reload func(by audit.Actor) (string, error)
+	// Explain describes the decision for process pid on path.
+	Explain func(pid int, path string) (string, error)
+}
+
+func (e *Engine) policy(actor audit.Actor, req *Request) (any, error) {
+	if e.Policy == nil {
+		return nil, errorf(KindProblem, "no running mount for this store: there is no policy in force to reload or explain (policy explain --policy FILE works without one)")
+	}
+	var text string
+	var err error
+	if req.Op == OpPolicyReload {
+		text, err = e.Policy.Reload(actor)
+	} else {
+		if req.Pid <= 0 || req.Path == "" {
+			return nil, errorf(KindUsage, "policy.explain needs a pid and a path")
+		}
+		text, err = e.Policy.Explain(req.Pid, req.Path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return PolicyResult{Text: text}, nil
 }
 
 func (e *Engine) status() Status {

@@ -37,6 +37,10 @@ const (
 	OpDeny       = "deny"
 	OpExec       = "exec"
 	OpScan       = "scan"
+	// OpPolicyReload re-reads the mount's policy file (as SIGHUP does);
+	// OpPolicyExplain explains the decision for a process and a path.
+	OpPolicyReload  = "policy.reload"
+	OpPolicyExplain = "policy.explain"
 )
 
 // MaxFiles is the most file descriptors one request may carry (SCM_RIGHTS):
@@ -55,10 +59,19 @@ type Request struct {
 	// exec: the names to expose, the command, and the caller's
 	// environment and working directory. Its stdin, stdout and stderr
 	// come along as descriptors.
+	// policy.explain: the process and the path (relative to the mount
+	// root, or absolute under the mountpoint).
+	Pid    int      `json:"pid,omitempty"`
+	Path   string   `json:"path,omitempty"`
 	Expose []string `json:"expose,omitempty"`
 	Argv   []string `json:"argv,omitempty"`
 	Env    []string `json:"env,omitempty"`
 	Dir    string   `json:"dir,omitempty"`
+}
+
+// PolicyResult answers policy.reload and policy.explain: text for the human.
+type PolicyResult struct {
+	Text string `json:"text"`
 }
 
 // ExecSignal is a line the exec client sends after the child started: a

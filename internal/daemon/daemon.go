@@ -190,6 +190,30 @@ func Run(o Options) error {
 	started := time.Now()
 	var policyLoaded atomic.Int64
 	policyLoaded.Store(started.UnixNano())
+	// reload re-reads the policy file (SIGHUP, `faciofs policy reload`);
+	// a file that fails to parse leaves the policy in force.
+	var reloadMu sync.Mutex
+	reload := func(by audit.Actor) (string, error) {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		if o.PolicyFile == "" {
+			return "", &control.Error{Kind: control.KindProblem, Msg: "this mount has no policy file to reload"}
+		}
+		np, err := policy.Load(o.PolicyFile)
+		if err != nil {
+			o.Log.Printf("policy reload failed, keeping the policy in force: %v", err)
+			_ = alog.Post(audit.Record{Event: audit.EventPolicyReloadFailed, Outcome: audit.OutcomeFailed, Actor: by,
+				Detail: fmt.Sprintf("keeping the policy in force: %v", err)})
+			return "", &control.Error{Kind: control.KindProblem, Msg: fmt.Sprintf("policy reload failed, keeping the policy in force: %v", err)}
+		}
+		root.SetPolicy(newPolicyView(np, ids))
+		obs.pol.Store(np)
+		policyLoaded.Store(time.Now().UnixNano())
+		o.Log.Printf("policy reloaded from %s", o.PolicyFile)
+		detail := fmt.Sprintf("%s: %d consumer rules (%s)", o.PolicyFile, len(np.ConsumerNames()), strings.Join(np.ConsumerNames(), ","))
+		_ = alog.Post(audit.Record{Event: audit.EventPolicyReload, Outcome: audit.OutcomeOK, Actor: by, Detail: detail})
+		return "reloaded " + detail, nil
+	}
 	ln, sockPath, err := control.Listen(o.Store.Path(), o.SocketGroup)
 	if err != nil {
 		_ = mountpoint.Unmount(mnt, true)
@@ -212,6 +236,10 @@ func Run(o Options) error {
 			}
 			values.Replace(secs)
 			return nil
+		},
+		Policy: &control.PolicyConfig{
+			Reload:  reload,
+			Explain: func(pid int, path string) (string, error) { return explain(obs.pol.Load(), mnt, pid, path) },
 		},
 		Exec: &control.ExecConfig{
 			Policy:   obs.pol.Load,
@@ -277,23 +305,9 @@ func Run(o Options) error {
 		case sig := <-sigs:
 			switch {
 			case sig == syscall.SIGHUP:
-				if o.PolicyFile == "" {
+				if _, err := reload(self); err != nil && o.PolicyFile == "" {
 					o.Log.Printf("SIGHUP: no policy file to reload")
-					continue
 				}
-				np, err := policy.Load(o.PolicyFile)
-				if err != nil {
-					o.Log.Printf("policy reload failed, keeping the policy in force: %v", err)
-					_ = alog.Post(audit.Record{Event: audit.EventPolicyReloadFailed, Outcome: audit.OutcomeFailed, Actor: self,
-						Detail: fmt.Sprintf("keeping the policy in force: %v", err)})
-					continue
-				}
-				root.SetPolicy(newPolicyView(np, ids))
-				obs.pol.Store(np)
-				policyLoaded.Store(time.Now().UnixNano())
-				o.Log.Printf("policy reloaded from %s", o.PolicyFile)
-				_ = alog.Post(audit.Record{Event: audit.EventPolicyReload, Outcome: audit.OutcomeOK, Actor: self,
-					Detail: fmt.Sprintf("%s: %d consumer rules (%s)", o.PolicyFile, len(np.ConsumerNames()), strings.Join(np.ConsumerNames(), ","))})
 			case !stopping:
 				stopping = true
 				err := mountpoint.Unmount(mnt, false)

@@ -3,11 +3,13 @@ package daemon
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/faciofs/faciofs/fs"
+	"github.com/faciofs/faciofs/internal/control"
 	"github.com/faciofs/faciofs/policy"
 )
 
@@ -71,4 +73,35 @@ func startedByExec(proc *policy.Process) bool {
 		}
 	}
 	return false
+}
+
+// explain is `faciofs policy explain` against the policy in force: pid is
+// identified afresh, and path is relative to the mount root or absolute
+// under the mountpoint mnt.
+func explain(p *policy.Policy, mnt string, pid int, path string) (string, error) {
+	rel := path
+	if filepath.IsAbs(path) {
+		r, err := filepath.Rel(mnt, path)
+		if err != nil || r == ".." || strings.HasPrefix(r, "../") {
+			return "", &control.Error{Kind: control.KindUsage, Msg: fmt.Sprintf("%s is not under the mountpoint %s", path, mnt)}
+		}
+		rel = r
+	}
+	rel = filepath.ToSlash(filepath.Clean(rel))
+	if p == nil {
+		return "decision: raw: no policy loaded (nobody is a consumer)\n", nil
+	}
+	c, err := policy.CallerOf(pid)
+	if err != nil {
+		return "", &control.Error{Kind: control.KindUsage, Msg: err.Error()}
+	}
+	proc, err := policy.NewIdentifier().Identify(c)
+	if err != nil {
+		return fmt.Sprintf("decision: raw: %v\n", err), nil
+	}
+	_, text := p.Explain(proc, c, rel)
+	if startedByExec(proc) {
+		text += "but: the process descends from this mount (a faciofs exec child), so the mount serves it raw whatever the rules say\n"
+	}
+	return text, nil
 }
