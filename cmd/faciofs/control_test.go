@@ -130,7 +130,27 @@ func TestControlRotationAndDeletion(t *testing.T) {
 			t.Errorf("no %s record", ev)
 		}
 	}
-	e.fail(exitRuntime, "", []string{"passwd", "--new-password-file", e.pwFile}, "in use", fmt.Sprintf("pid %d", d.pid()))
+	// passwd goes through the mount too: the old password stops working
+	// at once, the new one works, and the mount keeps serving.
+	newPw := filepath.Join(e.dir, "new-pw")
+	writeFile(t, newPw, newPassword+"\n", 0o600)
+	badPw := filepath.Join(e.dir, "bad-pw")
+	writeFile(t, badPw, wrongPassword+"\n", 0o600)
+	e.fail(exitRuntime, "", []string{"--password-file", badPw, "passwd", "--new-password-file", newPw}, "wrong master password")
+	e.ok(valY+"\n", "secret", "set", "Y") // the password is still the old one
+	if r := e.ok("", "passwd", "--new-password-file", newPw); !strings.Contains(r.stdout, "master password changed") {
+		t.Errorf("passwd through the mount: %q", r.stdout)
+	}
+	e.fail(exitRuntime, valY+"\n", []string{"secret", "set", "Y"}, "wrong master password")
+	oldPw := e.pwFile
+	e.pwFile = newPw
+	e.ok(valY+"\n", "secret", "set", "Y")
+	if got := readAs(t, exe, filepath.Join(mnt, "y.txt")); got != valY {
+		t.Errorf("consumer read after passwd: %q", redact(got))
+	}
+	if lines := e.auditLines("--event", "passwd"); len(lines) != 1 {
+		t.Errorf("%d passwd records", len(lines))
+	}
 
 	d.signal(syscall.SIGTERM)
 	if !d.exited(30 * time.Second) {
@@ -142,6 +162,10 @@ func TestControlRotationAndDeletion(t *testing.T) {
 	if st := e.ok("", "status"); !strings.Contains(st.stdout, "mounts: none") {
 		t.Errorf("status without a mount: %q", st.stdout)
 	}
+	// Without the mount, the store itself has the new password.
+	e.ok(valY+"\n", "secret", "set", "Y")
+	e.pwFile = oldPw
+	e.fail(exitRuntime, valY+"\n", []string{"secret", "set", "Y"}, "wrong master password")
 	noLeakTree(t, backing)
 	noLeakTree(t, filepath.Dir(e.store))
 }

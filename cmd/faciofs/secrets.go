@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -161,28 +162,36 @@ func newPasswdCommand(g *globals) *cobra.Command {
 		Short: "Change the master password (re-wraps the data key; values are untouched)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if c, err := control.Dial(g.storePath()); err == nil {
-				var st control.Status
-				pid := 0
-				if c.Call(&control.Request{Op: control.OpStatus}, &st) == nil && len(st.Mounts) > 0 {
-					pid = st.Mounts[0].Pid
+			client, err := control.Dial(g.storePath())
+			if err != nil && !errors.Is(err, control.ErrNoMount) {
+				return err
+			}
+			if client != nil {
+				// The running mount holds the store: it re-wraps the key.
+				pw, err := g.passwordSource().Password("Current master password", false)
+				if errors.Is(err, readpassword.ErrNoTerminal) {
+					return usagef("passwd needs the current master password: use --password-file")
 				}
-				return fmt.Errorf("store %s is in use by a running mount (pid %d); passwd works only without a mount: unmount it first", g.storePath(), pid)
+				if err != nil {
+					return err
+				}
+				npw, err := readNewPassword(newFile)
+				if err != nil {
+					clear(pw)
+					return err
+				}
+				if err := controlErr(client.Call(&control.Request{Op: control.OpPasswd, Password: pw, NewPassword: npw}, nil)); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "master password changed")
+				return nil
 			}
 			kr, done, err := g.unlock(cmd, "Current master password")
 			if err != nil {
 				return err
 			}
 			defer done()
-			var npw []byte
-			if newFile != "" {
-				npw, err = readpassword.ReadFile(newFile)
-				if err == nil && len(npw) == 0 {
-					err = fmt.Errorf("password file %s is empty", newFile)
-				}
-			} else {
-				npw, err = readpassword.Terminal("New master password", true)
-			}
+			npw, err := readNewPassword(newFile)
 			if err != nil {
 				return err
 			}
@@ -202,6 +211,19 @@ func newPasswdCommand(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&newFile, "new-password-file", "", "read the new master password from this file (mode 0600)")
 	return c
+}
+
+// readNewPassword reads the new master password from file, or from the
+// terminal (asked twice) when file is "".
+func readNewPassword(file string) ([]byte, error) {
+	if file == "" {
+		return readpassword.Terminal("New master password", true)
+	}
+	npw, err := readpassword.ReadFile(file)
+	if err == nil && len(npw) == 0 {
+		err = fmt.Errorf("password file %s is empty", file)
+	}
+	return npw, err
 }
 
 // unlock opens the store for writing and unlocks it with the master

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 	"unicode"
@@ -83,6 +84,8 @@ func (e *Engine) Handle(who Who, actor audit.Actor, req *Request) (any, error) {
 		return e.decide(actor, req, true)
 	case OpDeny:
 		return e.decide(actor, req, false)
+	case OpPasswd:
+		return e.passwd(actor, req)
 	case OpPolicyReload, OpPolicyExplain:
 		return e.policy(actor, req)
 	case "":
@@ -90,6 +93,31 @@ func (e *Engine) Handle(who Who, actor audit.Actor, req *Request) (any, error) {
 	default:
 		return nil, errorf(KindUsage, "unknown op (not repeated here); known: status, secret.set, secret.list, secret.rm, request, approvals, approve, deny, policy.reload, policy.explain, exec, scan")
 	}
+}
+
+// passwd re-wraps the data key under a new master password; the values,
+// and so the mount's views and the audit key, are untouched.
+func (e *Engine) passwd(actor audit.Actor, req *Request) (any, error) {
+	if len(req.NewPassword) == 0 {
+		return nil, errorf(KindUsage, "passwd needs the new master password")
+	}
+	kr, key, done, err := e.unlock(actor, req.Password, true, "passwd")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	defer clear(key)
+	err = kr.Rewrap(req.NewPassword, store.DefaultKDF)
+	// argon2id's working memory is garbage now; a mount gives it back
+	// rather than carry it (see the daemon's unlock).
+	debug.FreeOSMemory()
+	if err != nil {
+		return nil, err
+	}
+	if err := e.audit(actor, key, audit.Record{Event: audit.EventPasswd, Outcome: audit.OutcomeOK, Detail: "master password changed"}); err != nil {
+		return nil, fmt.Errorf("master password changed, but %w", err)
+	}
+	return struct{}{}, nil
 }
 
 // PolicyConfig is what the policy operations need from the running mount.

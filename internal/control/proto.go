@@ -39,6 +39,8 @@ const (
 	OpScan       = "scan"
 	// OpPolicyReload re-reads the mount's policy file (as SIGHUP does);
 	// OpPolicyExplain explains the decision for a process and a path.
+	// OpPasswd changes the master password of the store the mount holds.
+	OpPasswd        = "passwd"
 	OpPolicyReload  = "policy.reload"
 	OpPolicyExplain = "policy.explain"
 )
@@ -56,6 +58,8 @@ type Request struct {
 	ID       string `json:"id,omitempty"`
 	Password []byte `json:"password,omitempty"`
 	Value    []byte `json:"value,omitempty"`
+	// passwd: the new master password (password is the current one).
+	NewPassword []byte `json:"new_password,omitempty"`
 	// exec: the names to expose, the command, and the caller's
 	// environment and working directory. Its stdin, stdout and stderr
 	// come along as descriptors.
@@ -118,6 +122,7 @@ type ScanResult struct {
 func (r *Request) wipe() {
 	clear(r.Password)
 	clear(r.Value)
+	clear(r.NewPassword)
 }
 
 // Response is one JSON line from the daemon: OK with a Result, or an Error
