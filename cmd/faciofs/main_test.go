@@ -40,7 +40,7 @@ const (
 )
 
 // secrets are checked for (with their encodings) in every output.
-var secrets = []string{password, newPassword, valX, valY, valX2, valArgv, valLocked, bigUnit}
+var secrets = []string{password, newPassword, valX, valY, valX2, valArgv, valLocked, bigUnit, valU}
 
 var (
 	bin           string // the faciofs binary under test

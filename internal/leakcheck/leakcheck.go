@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -27,7 +28,8 @@ type Set []Form
 
 // New lists the forms of every value: raw; base64 (standard and URL
 // alphabets, without the last, alignment-dependent character, so padded,
-// unpadded and continued encodings all match); hex in both cases; JSON- and
+// unpadded and continued encodings all match; and the part of a longer
+// stream that is the value's alone when it starts 1 or 2 bytes in); hex in both cases; JSON- and
 // URL-escaped; and for values longer than 24 bytes every 12-byte window,
 // so that a partial leak counts too.
 func New(values map[string]string) Set {
@@ -58,9 +60,20 @@ func New(values map[string]string) Set {
 			}
 			return e
 		}
+		// The characters of a longer base64 stream that depend on the
+		// value's bits alone, when it starts 1 or 2 bytes (mod 3) in.
+		shifted := func(enc *base64.Encoding, a int) string {
+			e := enc.EncodeToString(append(make([]byte, a), b...))
+			lo, hi := (8*a+5)/6, 8*(a+len(b))/6
+			return e[lo:hi]
+		}
 		add("raw", v)
 		add("base64-std", b64(base64.StdEncoding))
 		add("base64-url", b64(base64.URLEncoding))
+		for a := 1; a < 3; a++ {
+			add("base64-std at offset "+strconv.Itoa(a), shifted(base64.RawStdEncoding, a))
+			add("base64-url at offset "+strconv.Itoa(a), shifted(base64.RawURLEncoding, a))
+		}
 		add("hex-lower", hex.EncodeToString(b))
 		add("hex-upper", strings.ToUpper(hex.EncodeToString(b)))
 		if j, err := json.Marshal(v); err == nil {
