@@ -54,7 +54,10 @@ stored value, and its base64, hex and URL-encoded forms, becomes
 [REDACTED:NAME]. Signals sent to this command (Ctrl-C, SIGTERM) pass on to
 CMD, and this command exits with CMD's status (128+N when signal N killed
 it). Its own failures exit 125 (refused, no mount), 126 (CMD cannot run)
-or 127 (CMD not found).
+or 127 (CMD not found). CMD's stdout and stderr are pipes, not this
+terminal, so programs behave as when their output is piped; and the
+redactor holds back the last few dozen bytes of a stream until more output
+or CMD's exit shows they are not the start of a value.
 
 Redaction guards against accidental disclosure; a CMD that transforms a
 value before printing it is not stopped. See SECURITY.md.`,
@@ -103,7 +106,9 @@ func (g *globals) exec(expose, argv []string) error {
 		return exitError{exitExecCannot, err}
 	case err != nil:
 		return exitError{exitExecFailed, err}
-	case res.Error != "":
+	case res.Error != "" && res.Signal != int(syscall.SIGPIPE):
+		// (A reader that went away, as in `exec ... | head`, is the
+		// usual end of a pipeline, not news.)
 		note("exec: %s", res.Error)
 	}
 	if res.ExitCode == 0 && res.Error == "" {
