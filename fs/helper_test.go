@@ -47,6 +47,7 @@ const (
 	envExpect = "FACIOFS_TEST_EXPECT"
 	envLeak   = "FACIOFS_TEST_CHECKLEAK"
 	envDestRW = "FACIOFS_TEST_DEST_RDWR"
+	envXattr  = "FACIOFS_TEST_XATTR" // setxattr: NAME=HEXVALUE
 
 	exitUnsupported = 3
 )
@@ -636,6 +637,20 @@ func runHelperOp(op, path string) ([]byte, error) {
 			out = append(out, '\n')
 		}
 		return out, nil
+
+	case "setxattr":
+		name, hexValue, _ := strings.Cut(os.Getenv(envXattr), "=")
+		value, err := hex.DecodeString(hexValue)
+		if err != nil {
+			return nil, err
+		}
+		if err := unix.Setxattr(path, name, value, 0); err != nil {
+			if err == unix.ENOTSUP {
+				return nil, unsupportedErr{err}
+			}
+			return nil, err
+		}
+		return nil, nil
 
 	case "readdir":
 		// Names and lstat sizes of the directory's entries.

@@ -319,6 +319,22 @@ func (n *Node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 
 func ptr(v int64) *int64 { return &v }
 
+// Setxattr stores an extended attribute as writes store contents: a known
+// value in it is replaced by its placeholder first, so a consumer cannot
+// put a value where the agent reads it (invariant 2). An attribute whose
+// values cannot be removed is not stored.
+func (n *Node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	clean, names, err := n.root.secrets.Reverse(data)
+	if err != nil {
+		return syscall.EIO
+	}
+	if len(names) > 0 {
+		n.root.stats.Reversals.Add(1)
+		n.root.obs.Reversed(callerOf(ctx), n.rel(), names)
+	}
+	return n.LoopbackNode.Setxattr(ctx, attr, clean, flags)
+}
+
 // Mkdir, Symlink, Link and Mknod are loopback operations that only need the
 // mount's cache timeouts on their replies.
 func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {

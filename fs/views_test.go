@@ -318,6 +318,31 @@ func TestViewsXattr(t *testing.T) {
 	}
 }
 
+// TestXattrReverseSubstituted: an extended attribute a consumer sets with a
+// value in it is stored with the placeholder instead, as file contents
+// are, so the agent cannot read the value back through the mount or the
+// backing file.
+func TestXattrReverseSubstituted(t *testing.T) {
+	tm := mountFS(t, consumerPolicy(), fakeValues)
+	p := writeBacking(t, tm, "x.env", []byte("K="+phKey+"\n"))
+	if err := syscall.Setxattr(filepath.Join(tm.backing, "x.env"), "user.probe", []byte("x"), 0); err != nil {
+		t.Skipf("backing filesystem has no user xattrs: %v", err)
+	}
+	value := "token " + fakeKey + " end"
+	mustHelper(t, consumerRole, "setxattr", p, envXattr+"=user.note="+hex.EncodeToString([]byte(value)))
+	buf := make([]byte, 4096)
+	n, err := syscall.Getxattr(filepath.Join(tm.backing, "x.env"), "user.note", buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoLeak(t, "backing xattr", buf[:n])
+	if got := string(buf[:n]); got != "token "+phKey+" end" {
+		t.Errorf("stored xattr (%d bytes) is not the value replaced by its placeholder", len(got))
+	}
+	got := mustHelper(t, agentRole, "xattr", p)
+	assertNoLeak(t, "agent xattr", got)
+}
+
 // TestViewsMmapInterleavings: one role keeps a mapping whose pages it has
 // touched while the other role maps the same file; then the first role
 // reads its mapping again. Both orders, both mapping kinds.
