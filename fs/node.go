@@ -154,6 +154,9 @@ func (n *Node) IsRegular() bool {
 // reaches the disk, or a cache the agent can reach, before reverse
 // substitution.
 func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if errno := n.refuseValues(ctx, name); errno != 0 {
+		return nil, nil, 0, errno
+	}
 	c := callerOf(ctx)
 	p := filepath.Join(n.backingPath(), name)
 	rel := path.Join(n.rel(), name)
@@ -335,27 +338,65 @@ func (n *Node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	return n.LoopbackNode.Setxattr(ctx, attr, clean, flags)
 }
 
+// refuseValues answers EPERM when a name (or a symlink target) about to be
+// stored in the backing directory holds a known value: names cannot be
+// reverse-substituted without surprising the program that chose them, and
+// must not carry a value to where the agent lists it (invariant 2).
+func (n *Node) refuseValues(ctx context.Context, texts ...string) syscall.Errno {
+	for _, s := range texts {
+		_, names, err := n.root.secrets.Reverse([]byte(s))
+		if err != nil {
+			return syscall.EIO
+		}
+		if len(names) > 0 {
+			n.root.obs.Denied(callerOf(ctx), path.Join(n.rel(), "(a name holding a value)"), names)
+			return syscall.EPERM
+		}
+	}
+	return 0
+}
+
 // Mkdir, Symlink, Link and Mknod are loopback operations that only need the
-// mount's cache timeouts on their replies.
+// mount's cache timeouts on their replies, once the new name is checked.
 func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := n.refuseValues(ctx, name); errno != 0 {
+		return nil, errno
+	}
 	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
 	n.root.setTimeouts(out)
 	return ch, errno
 }
 
 func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := n.refuseValues(ctx, name, target); errno != 0 {
+		return nil, errno
+	}
 	ch, errno := n.LoopbackNode.Symlink(ctx, target, name, out)
 	n.root.setTimeouts(out)
 	return ch, errno
 }
 
 func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := n.refuseValues(ctx, name); errno != 0 {
+		return nil, errno
+	}
 	ch, errno := n.LoopbackNode.Link(ctx, target, name, out)
 	n.root.setTimeouts(out)
 	return ch, errno
 }
 
+// Rename checks the new name; the rest is the loopback's.
+func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if errno := n.refuseValues(ctx, newName); errno != 0 {
+		return errno
+	}
+	return n.LoopbackNode.Rename(ctx, name, newParent, newName, flags)
+}
+
 func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := n.refuseValues(ctx, name); errno != 0 {
+		return nil, errno
+	}
 	ch, errno := n.LoopbackNode.Mknod(ctx, name, mode, rdev, out)
 	n.root.setTimeouts(out)
 	return ch, errno

@@ -343,6 +343,42 @@ func TestXattrReverseSubstituted(t *testing.T) {
 	assertNoLeak(t, "agent xattr", got)
 }
 
+// TestNamesHoldingValuesRefused: a file, directory, link or rename target
+// named with a value, or a symlink pointing at one, is refused (EPERM), so
+// no value reaches the backing directory as a name; ordinary names work.
+func TestNamesHoldingValuesRefused(t *testing.T) {
+	tm := mountFS(t, consumerPolicy(), fakeValues)
+	writeBacking(t, tm, "ok.txt", []byte("x"))
+	bad := filepath.Join(tm.mnt, "dump-"+fakeKey)
+	for what, err := range map[string]error{
+		"create":  func() error { f, err := os.Create(bad); f.Close(); return err }(),
+		"mkdir":   os.Mkdir(bad, 0o755),
+		"symlink": os.Symlink("ok.txt", bad),
+		"target":  os.Symlink("to-"+fakeKey, filepath.Join(tm.mnt, "link")),
+		"link":    os.Link(filepath.Join(tm.mnt, "ok.txt"), bad),
+		"rename":  os.Rename(filepath.Join(tm.mnt, "ok.txt"), bad),
+		"mkfifo":  syscall.Mkfifo(bad, 0o644),
+	} {
+		if !errors.Is(err, syscall.EPERM) {
+			var errno syscall.Errno // the error's text would hold the name
+			errors.As(err, &errno)
+			t.Errorf("%s with a value in the name: errno %d (%v), want EPERM", what, errno, errno)
+		}
+	}
+	ents, err := os.ReadDir(tm.backing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []byte
+	for _, e := range ents {
+		names = append(names, e.Name()+"\n"...)
+	}
+	assertNoLeak(t, "backing directory names", names)
+	if err := os.Rename(filepath.Join(tm.mnt, "ok.txt"), filepath.Join(tm.mnt, "renamed.txt")); err != nil {
+		t.Errorf("an ordinary rename: %v", err)
+	}
+}
+
 // TestViewsMmapInterleavings: one role keeps a mapping whose pages it has
 // touched while the other role maps the same file; then the first role
 // reads its mapping again. Both orders, both mapping kinds.
