@@ -285,11 +285,13 @@ func Run(o Options) error {
 	if skipped := values.Skipped(); len(skipped) > 0 {
 		o.Log.Printf("warning: values of %v are shorter than 4 bytes; writes containing them are not reverse-substituted", skipped)
 	}
-	fmt.Fprintf(o.Ready, "faciofs: serving %s at %s (policy: %s, %d credentials); Ctrl-C unmounts\n", backing, mnt, policyDesc, len(secrets))
-
+	// Signals are ours before the ready line: a SIGHUP sent the moment a
+	// supervisor sees it must reload, not kill the daemon.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	fmt.Fprintf(o.Ready, "faciofs: serving %s at %s (policy: %s, %d credentials); Ctrl-C unmounts\n", backing, mnt, policyDesc, len(secrets))
+
 	done := make(chan struct{})
 	go func() {
 		server.Wait()
