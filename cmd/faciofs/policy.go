@@ -15,7 +15,7 @@ import (
 func newPolicyCommand(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "policy",
-		Short: "Check a policy file and explain its decisions",
+		Short: "Check a policy file, explain its decisions, reload the running mount's policy",
 		Args:  args(cobra.NoArgs),
 		RunE:  helpOnly,
 	}
