@@ -76,6 +76,12 @@ func (s *Set) Reverse(data []byte) ([]byte, []string, error) {
 // Redactor returns the matcher of every value and its encoded forms, as
 // exec's output redactor and scan use it.
 func (s *Set) Redactor() *redact.Matcher {
+	s.mu.RLock()
+	m := s.redactor
+	s.mu.RUnlock()
+	if m != nil {
+		return m
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.redactor == nil {
