@@ -2,6 +2,7 @@ package valueset
 
 import (
 	"bytes"
+	"encoding/hex"
 	"path/filepath"
 	"testing"
 
@@ -75,5 +76,34 @@ func TestSet(t *testing.T) {
 	s.Close()
 	if _, ok := s.Value("A"); ok {
 		t.Error("after Close a value is still served")
+	}
+}
+
+// TestRedactor: the redactor finds every value and its encodings, keeps
+// its own copies (an exec in flight keeps redacting across a rotation),
+// and is rebuilt for the new values after Replace.
+func TestRedactor(t *testing.T) {
+	s := New(secrets(t, map[string]string{"A": "FAKE-value-A-0001"}))
+	defer s.Close()
+	found := func(m interface {
+		Find([]byte, func(int, int, string, string) bool)
+	}, text string) []string {
+		var got []string
+		m.Find([]byte(text), func(_, _ int, name, form string) bool { got = append(got, name+" "+form); return true })
+		return got
+	}
+	old := s.Redactor()
+	if got := found(old, "x "+hex.EncodeToString([]byte("FAKE-value-A-0001"))); len(got) != 1 || got[0] != "A hex" {
+		t.Errorf("redactor found %v in the hex form", got)
+	}
+	if s.Redactor() != old {
+		t.Error("the redactor is rebuilt without a change")
+	}
+	s.Replace(secrets(t, map[string]string{"A": "FAKE-value-A-0002"}))
+	if got := found(old, "FAKE-value-A-0001"); len(got) != 1 {
+		t.Errorf("the redactor held before Replace lost the old value (found %v): it must own its copies", got)
+	}
+	if got := found(s.Redactor(), "FAKE-value-A-0002 FAKE-value-A-0001"); len(got) != 1 || got[0] != "A raw" {
+		t.Errorf("after Replace the redactor found %v, want only the new value", got)
 	}
 }
