@@ -61,7 +61,7 @@ func (s *Server) exec(c *net.UnixConn, who Who, actor audit.Actor, req *Request,
 		fail(err)
 		return
 	}
-	cmdline := redactString(e.Exec.Redactor(), e.redact(strings.Join(req.Argv, " ")))
+	cmdline := redactString(e.Exec.Redactor(), strings.Join(req.Argv, " "))
 	record := func(event audit.Event, outcome, detail string) error {
 		return e.audit(actor, nil, audit.Record{Event: event, Outcome: outcome, Credentials: req.Expose,
 			Detail: cut(detail, 512)})
@@ -321,13 +321,6 @@ func redactString(m *redact.Matcher, s string) string {
 	_, _ = w.Write([]byte(s))
 	_ = w.Close()
 	return b.String()
-}
-
-func (e *Engine) redact(s string) string {
-	if e.Redact == nil {
-		return s
-	}
-	return e.Redact(s)
 }
 
 // cut shortens s to at most n bytes for the audit log.

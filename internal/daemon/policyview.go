@@ -57,6 +57,9 @@ func (pv *policyView) View(c fs.Caller, rel string) fs.View {
 	}
 }
 
+// daemonPid is this process: asked once, not on every open.
+var daemonPid = os.Getpid()
+
 // startedByExec reports whether proc descends from this daemon: a child
 // of `faciofs exec` (the daemon starts no other programs). Such a child
 // was started for an agent and got its credentials in its environment;
@@ -66,9 +69,8 @@ func (pv *policyView) View(c fs.Caller, rel string) fs.View {
 // that detaches (double fork, reparented to init) leaves this ancestry,
 // as it leaves an agent's.
 func startedByExec(proc *policy.Process) bool {
-	self := os.Getpid()
 	for _, a := range proc.Ancestors {
-		if a.Pid == self {
+		if a.Pid == daemonPid {
 			return true
 		}
 	}
