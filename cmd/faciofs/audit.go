@@ -200,24 +200,11 @@ func newAuditVerifyCommand(g *globals) *cobra.Command {
 // store's lock, a private copy of the file is unlocked instead: the key
 // only depends on the password and the wrapped data key in the header.
 func (g *globals) auditKey(cmd *cobra.Command) ([]byte, error) {
-	path := g.storePath()
-	s, err := store.Open(path, store.OpenOptions{ReadOnly: true})
-	if errors.Is(err, store.ErrLocked) {
-		tmp, terr := os.MkdirTemp("", "faciofs-verify-")
-		if terr != nil {
-			return nil, terr
-		}
-		defer os.RemoveAll(tmp)
-		cp := filepath.Join(tmp, "store.db")
-		if terr := copyFile(path, cp); terr != nil {
-			return nil, terr
-		}
-		s, err = store.Open(cp, store.OpenOptions{ReadOnly: true})
-	}
+	s, cleanup, err := g.openStoreOrCopy()
 	if err != nil {
 		return nil, err
 	}
-	defer s.Close()
+	defer cleanup()
 	pw, err := g.passwordSource().Password("Master password", false)
 	if errors.Is(err, readpassword.ErrNoTerminal) {
 		return nil, usagef("audit verify needs the master password to check MACs: use --password-file, or --chain-only to check without it")

@@ -19,10 +19,6 @@ import (
 	"github.com/faciofs/faciofs/store"
 )
 
-// scanMaxFile is the largest file scan reads; larger ones are skipped with
-// a note.
-const scanMaxFile = 256 << 20
-
 func newScanCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "scan PATH...",
@@ -134,7 +130,7 @@ func (s *scanner) file(p string) {
 		f.Close()
 		return
 	}
-	if fi.Size() > scanMaxFile {
+	if fi.Size() > control.ScanMaxFile { // the mount's limit too
 		s.note("%s skipped: larger than 256 MiB", p)
 		f.Close()
 		return
@@ -252,8 +248,7 @@ func (g *globals) scanMatcher(cmd *cobra.Command) (*rdx.Matcher, error) {
 
 // openStoreOrCopy opens the store read-only, or, while a mount holds its
 // lock, a copy in a private temporary directory; cleanup closes it and
-// removes the copy. (audit verify's auditKey does the same inline and
-// could call this.)
+// removes the copy. scan and audit verify unlock it.
 func (g *globals) openStoreOrCopy() (*store.Store, func(), error) {
 	path := g.storePath()
 	s, err := store.Open(path, store.OpenOptions{ReadOnly: true})
@@ -263,7 +258,7 @@ func (g *globals) openStoreOrCopy() (*store.Store, func(), error) {
 	if !errors.Is(err, store.ErrLocked) {
 		return nil, nil, err
 	}
-	tmp, err := os.MkdirTemp("", "faciofs-scan-")
+	tmp, err := os.MkdirTemp("", "faciofs-store-copy-")
 	if err != nil {
 		return nil, nil, err
 	}
