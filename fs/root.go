@@ -130,7 +130,7 @@ func (r *Root) Mount(mountpoint string, debug bool) (*fuse.Server, error) {
 			Debug:       debug,
 		},
 		// Timeouts are set per reply (see setTimeouts): a global
-		// default would overwrite the zero timeouts of view nodes.
+		// default would overwrite the zero entry timeouts of covered files.
 		NullPermissions: true,
 	}
 	return gofs.Mount(mountpoint, r.node, opts)
