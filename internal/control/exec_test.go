@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -28,6 +29,11 @@ const (
 	fakeExposed = "FAKE-exec-exposed-0001"
 	fakeOther   = "FAKE-exec-other-0002"
 )
+
+// hideFakes keeps the fake values out of failure messages.
+func hideFakes(s string) string {
+	return strings.NewReplacer(fakeExposed, "<E>", fakeOther, "<O>").Replace(s)
+}
 
 // execServer serves a control socket whose engine exposes E (and knows
 // O) under a policy allowing only E; records collects the audit.
@@ -113,7 +119,7 @@ func TestExecOverSocket(t *testing.T) {
 	}
 	got, _ := io.ReadAll(out)
 	if string(got) != "[REDACTED:E] m1|[REDACTED:O]\n" || res.ExitCode != 4 || res.Redactions != 2 {
-		t.Errorf("exec printed %q, result %+v", strings.NewReplacer(fakeExposed, "<E>", fakeOther, "<O>").Replace(string(got)), res)
+		t.Errorf("exec printed %q, result %+v", hideFakes(string(got)), res)
 	}
 	recs := s.audit()
 	if len(recs) != 2 || recs[0].Event != audit.EventExecStart || recs[1].Event != audit.EventExecEnd ||
@@ -153,7 +159,7 @@ func TestExecRefusals(t *testing.T) {
 		_, err := s.client.Exec(&req, stdio, nil)
 		var ce *Error
 		if !errors.As(err, &ce) || ce.Kind != c.kind || !strings.Contains(ce.Msg, c.want) || strings.Contains(ce.Msg, "FAKE") {
-			t.Errorf("%s: %v, want %s %q", c.name, err, c.kind, c.want)
+			t.Errorf("%s: %s, want %s %q", c.name, hideFakes(fmt.Sprint(err)), c.kind, c.want)
 		}
 	}
 	denied := 0
