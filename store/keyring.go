@@ -171,7 +171,7 @@ func (tx *WriteTx) mutable() *manifest {
 // Set stores value under name, replacing any previous value (its version
 // increments). value is not retained. created reports a new credential.
 func (tx *WriteTx) Set(name string, value []byte) (created bool, err error) {
-	defer recoverCorrupt(&err)
+	defer recoverCorrupt(tx.k.s.path, &err)
 	if err := ValidName(name); err != nil {
 		return false, err
 	}
@@ -219,7 +219,7 @@ func (tx *WriteTx) Set(name string, value []byte) (created bool, err error) {
 
 // Delete removes a credential, or returns ErrNotFound.
 func (tx *WriteTx) Delete(name string) (err error) {
-	defer recoverCorrupt(&err)
+	defer recoverCorrupt(tx.k.s.path, &err)
 	if err := ValidName(name); err != nil {
 		return err
 	}
@@ -240,7 +240,7 @@ func (tx *WriteTx) Delete(name string) (err error) {
 
 // List is ReadTx.List inside a write transaction.
 func (tx *WriteTx) List() (m []Meta, err error) {
-	defer recoverCorrupt(&err)
+	defer recoverCorrupt(tx.k.s.path, &err)
 	return listMeta(tx.k.s, tx.btx)
 }
 
@@ -485,7 +485,7 @@ func (s *Store) flushCounters() error {
 	if len(pend) == 0 {
 		return nil
 	}
-	err := guard("write", func() error {
+	err := guard(s.path, "write", func() error {
 		return s.db.Update(func(btx *bolt.Tx) error {
 			vb, mb := btx.Bucket(bucketValues), btx.Bucket(bucketMeta)
 			for name, pc := range pend {

@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -161,7 +162,7 @@ func Open(path string, opt OpenOptions) (s *Store, err error) {
 	var db *bolt.DB
 	var file *os.File
 	mapped := fileMappings(path)
-	err = guard("open", func() error {
+	err = guard(path, "open", func() error {
 		var err error
 		db, err = bolt.Open(path, 0o600, &bolt.Options{
 			ReadOnly: opt.ReadOnly,
@@ -248,13 +249,13 @@ type Meta struct {
 // List returns the metadata of every credential, sorted by name. Resolve
 // counters include those noted but not yet flushed by this process.
 func (tx *ReadTx) List() (m []Meta, err error) {
-	defer recoverCorrupt(&err)
+	defer recoverCorrupt(tx.s.path, &err)
 	return listMeta(tx.s, tx.btx)
 }
 
 // Meta returns the metadata of one credential, or ErrNotFound.
 func (tx *ReadTx) Meta(name string) (m Meta, err error) {
-	defer recoverCorrupt(&err)
+	defer recoverCorrupt(tx.s.path, &err)
 	if err := ValidName(name); err != nil {
 		return Meta{}, err
 	}
@@ -263,20 +264,20 @@ func (tx *ReadTx) Meta(name string) (m Meta, err error) {
 
 // view runs an internal read transaction; bbolt panics become ErrCorrupt.
 func (s *Store) view(fn func(*bolt.Tx) error) error {
-	return guard("read", func() error { return s.db.View(fn) })
+	return guard(s.path, "read", func() error { return s.db.View(fn) })
 }
 
 // viewUser and updateUser run a caller's function: a panic raised by
 // bbolt becomes ErrCorrupt, a panic raised by the caller's own code is
 // re-raised untouched.
 func (s *Store) viewUser(fn func(*bolt.Tx) error) error {
-	return guardUser("read", func(user func(func() error) error) error {
+	return guardUser(s.path, "read", func(user func(func() error) error) error {
 		return s.db.View(func(btx *bolt.Tx) error { return user(func() error { return fn(btx) }) })
 	})
 }
 
 func (s *Store) updateUser(fn func(*bolt.Tx) error) error {
-	return guardUser("write", func(user func(func() error) error) error {
+	return guardUser(s.path, "write", func(user func(func() error) error) error {
 		return s.db.Update(func(btx *bolt.Tx) error { return user(func() error { return fn(btx) }) })
 	})
 }
@@ -284,19 +285,30 @@ func (s *Store) updateUser(fn func(*bolt.Tx) error) error {
 // guard runs fn, turning a panic (bbolt panics on damaged pages, and a
 // fault in the memory map arrives as a panic with SetPanicOnFault) into
 // ErrCorrupt.
-func guard(what string, fn func() error) (err error) {
+func guard(path, what string, fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = errorf(ErrCorrupt, "store file is damaged (%s failed: %v)", what, r)
+			err = damaged(path, what, r)
 		}
 	}()
 	return fn()
 }
 
+// damaged is the error for a panic out of bbolt's pages. A runtime fault
+// (a nil page from a truncated file, a fault in the memory map) says
+// nothing to the user but "crash", so it is named for what it means.
+func damaged(path, what string, r any) error {
+	detail := fmt.Sprint(r)
+	if _, ok := r.(runtime.Error); ok {
+		detail = "a page is missing or unreadable"
+	}
+	return errorf(ErrCorrupt, "store %s is damaged or truncated (%s: %s); restore it from a backup", path, what, detail)
+}
+
 type userPanic struct{ v any }
 
-func guardUser(what string, run func(user func(func() error) error) error) error {
+func guardUser(path, what string, run func(user func(func() error) error) error) error {
 	var up *userPanic
 	user := func(fn func() error) error {
 		done := false
@@ -314,7 +326,7 @@ func guardUser(what string, run func(user func(func() error) error) error) error
 		done = true
 		return err
 	}
-	err := guard(what, func() error { return run(user) })
+	err := guard(path, what, func() error { return run(user) })
 	if up != nil {
 		panic(up.v)
 	}
@@ -323,8 +335,8 @@ func guardUser(what string, run func(user func(func() error) error) error) error
 
 // recoverCorrupt is deferred by transaction methods that walk bbolt pages,
 // so a damaged page is an error for the caller, not a panic in its code.
-func recoverCorrupt(err *error) {
+func recoverCorrupt(path string, err *error) {
 	if r := recover(); r != nil {
-		*err = errorf(ErrCorrupt, "store file is damaged: %v", r)
+		*err = damaged(path, "read", r)
 	}
 }
