@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,5 +179,47 @@ func TestExecChildIsNeverAConsumer(t *testing.T) {
 	noLeak(t, "what a consumer started by exec copied out of the mount", got)
 	if string(got) != "TOKEN=${credentials.X}\n" {
 		t.Errorf("a consumer started by exec read %q, want the placeholder", redact(string(got)))
+	}
+
+	// A child that double-forks into a new session leaves a grandchild
+	// that outlives it. The daemon adopts the orphan (it is a child
+	// subreaper), so the grandchild still descends from the mount: it
+	// reads the placeholder too, and once it exits it is reaped.
+	detached := filepath.Join(e.dir, "detached")
+	grandchild := fmt.Sprintf(`sleep 0.5; cut -d" " -f4 /proc/$$/stat > %[3]s.ppid; %[1]s %[2]s > %[3]s.tmp; mv %[3]s.tmp %[3]s.env`,
+		consumer, filepath.Join(mnt, "app.env"), detached)
+	r = e.run("", "exec", "--expose", "X", "--", "/bin/sh", "-c",
+		`(setsid /bin/sh -c "$0" </dev/null >/dev/null 2>&1 &); exit 0`, grandchild)
+	if r.code != 0 {
+		t.Fatalf("exec of a double-forking child: exit %d: %s", r.code, redact(r.stderr))
+	}
+	if !eventually(20*time.Second, func() bool { _, err := os.Stat(detached + ".env"); return err == nil }) {
+		t.Fatal("the detached grandchild never wrote its copy")
+	}
+	daemonPid := strconv.Itoa(d.cmd.Process.Pid)
+	if ppid := strings.TrimSpace(string(readFile(t, detached+".ppid"))); ppid != daemonPid {
+		t.Errorf("the orphaned grandchild's parent is %s, want the daemon %s", ppid, daemonPid)
+	}
+	got = readFile(t, detached+".env")
+	noLeak(t, "what a detached grandchild of exec copied out of the mount", got)
+	if string(got) != "TOKEN=${credentials.X}\n" {
+		t.Errorf("a detached grandchild of exec read %q, want the placeholder", redact(string(got)))
+	}
+	zombies := func() []string {
+		var z []string
+		tasks, _ := filepath.Glob("/proc/" + daemonPid + "/task/*/children")
+		for _, task := range tasks {
+			b, _ := os.ReadFile(task)
+			for _, pid := range strings.Fields(string(b)) {
+				st, err := os.ReadFile("/proc/" + pid + "/stat")
+				if i := strings.LastIndexByte(string(st), ')'); err == nil && i > 0 && strings.HasPrefix(string(st[i:]), ") Z") {
+					z = append(z, pid)
+				}
+			}
+		}
+		return z
+	}
+	if !eventually(10*time.Second, func() bool { return len(zombies()) == 0 }) {
+		t.Errorf("the daemon left zombie children: %v", zombies())
 	}
 }

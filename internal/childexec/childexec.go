@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/faciofs/faciofs/internal/subreaper"
 	"github.com/faciofs/faciofs/redact"
 	"github.com/faciofs/faciofs/resolve"
 )
@@ -53,6 +54,9 @@ type Spec struct {
 	// KillDelay is how long after ctx is done (SIGTERM sent) the child
 	// gets before SIGKILL; zero means 5 seconds.
 	KillDelay time.Duration
+	// Reaper, if set, is the daemon's subreaper: the child is registered
+	// with it so it is never reaped as an orphan before Run waits for it.
+	Reaper *subreaper.Reaper
 }
 
 // Result is how the child ended.
@@ -145,12 +149,15 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 			p.Close()
 		}()
 	}
+	registered := s.Reaper.Starting()
 	if err := cmd.Start(); err != nil {
+		registered(0)
 		if stdinPipe != nil {
 			stdinPipe.Close()
 		}
 		return res, &StartError{err}
 	}
+	registered(cmd.Process.Pid)
 	if s.Started != nil {
 		s.Started(cmd.Process.Pid)
 	}
@@ -172,6 +179,7 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	}()
 
 	werr := cmd.Wait()
+	s.Reaper.Forget(cmd.Process.Pid)
 	close(stopSignals)
 	<-sigDone
 	cerr := outW.Close()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/faciofs/faciofs/audit"
 	"github.com/faciofs/faciofs/internal/childexec"
+	"github.com/faciofs/faciofs/internal/subreaper"
 	"github.com/faciofs/faciofs/policy"
 	"github.com/faciofs/faciofs/redact"
 	"github.com/faciofs/faciofs/store"
@@ -35,6 +36,10 @@ type ExecConfig struct {
 	Redactor func() *redact.Matcher
 	// Reveal returns the value of one credential; wipe clears it.
 	Reveal func(name string) (value []byte, wipe func(), err error)
+	// Reaper is the daemon's subreaper (nil: none): children are
+	// registered with it, and their orphans stay the daemon's
+	// descendants, so the mount keeps serving them placeholders.
+	Reaper *subreaper.Reaper
 }
 
 // execSignals are the signals a caller may pass on to its child: what a
@@ -210,6 +215,7 @@ func (e *Engine) execSpec(who Who, req *Request) (childexec.Spec, func(), error)
 		Environ:    req.Env,
 		Credential: cred,
 		Matcher:    e.Exec.Redactor(),
+		Reaper:     e.Exec.Reaper,
 	}
 	for _, name := range req.Expose {
 		v, w, err := e.Exec.Reveal(name)

@@ -30,6 +30,7 @@ import (
 	"github.com/faciofs/faciofs/fs"
 	"github.com/faciofs/faciofs/internal/control"
 	"github.com/faciofs/faciofs/internal/mountpoint"
+	"github.com/faciofs/faciofs/internal/subreaper"
 	"github.com/faciofs/faciofs/internal/valueset"
 	"github.com/faciofs/faciofs/policy"
 	"github.com/faciofs/faciofs/store"
@@ -219,6 +220,15 @@ func Run(o Options) error {
 		_ = mountpoint.Unmount(mnt, true)
 		return err
 	}
+	// Orphans of exec children are adopted, not handed to pid 1, so they
+	// stay descendants of this daemon and are served placeholders.
+	reaper, err := subreaper.Start()
+	if err != nil {
+		_ = ln.Close()
+		_ = mountpoint.Unmount(mnt, true)
+		return err
+	}
+	defer reaper.Close()
 	ctl := &control.Server{Log: o.Log, Engine: &control.Engine{
 		StorePath: o.Store.Path(),
 		Store:     func(bool) (*store.Store, error) { return o.Store, nil },
@@ -251,6 +261,7 @@ func Run(o Options) error {
 				}
 				return sec.Bytes(), sec.Wipe, nil
 			},
+			Reaper: reaper,
 		},
 		Redact: func(s string) string {
 			red, _, err := values.Reverse([]byte(s))

@@ -66,8 +66,9 @@ var daemonPid = os.Getpid()
 // it never gets resolved views, whatever consumer rule its program
 // matches, so an agent cannot use exec to run a consumer that copies a
 // resolved file somewhere its output redactor does not reach. A child
-// that detaches (double fork, reparented to init) leaves this ancestry,
-// as it leaves an agent's.
+// that detaches (double fork) keeps this ancestry: the daemon is a child
+// subreaper (internal/subreaper), so the orphan is reparented to it, not
+// to pid 1, for as long as the daemon runs.
 func startedByExec(proc *policy.Process) bool {
 	for _, a := range proc.Ancestors {
 		if a.Pid == daemonPid {
