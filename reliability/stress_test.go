@@ -113,8 +113,10 @@ func TestStress(t *testing.T) {
 		}
 	}
 
-	// Warm up (the Go runtime keeps threads it once needed), then measure.
-	wait(startLoad(5, false), 5)
+	// Warm up with the same mix, fio included (the Go runtime keeps the
+	// threads it once needed, so a lighter warm-up would count the
+	// threads fio's blocking I/O needs as growth), then measure.
+	wait(startLoad(5, true), 5)
 	time.Sleep(time.Second)
 	fd0, th0 := fdCount(d.pid()), threads(d.pid())
 	wait(startLoad(dur, true), dur)
