@@ -547,7 +547,14 @@ func TestViewsConcurrentReaders(t *testing.T) {
 		io.WriteString(pr.go_, "go\n")
 		pr.go_.Close()
 	}
-	timeout := time.AfterFunc(50*time.Second, func() {
+	// Generous for -race on a loaded machine, but ending before the test
+	// binary's own deadline so that the loops' output is still reported.
+	limit := 120 * time.Second
+	if dl, ok := t.Deadline(); ok && time.Until(dl)-10*time.Second < limit {
+		limit = time.Until(dl) - 10*time.Second
+	}
+	timeout := time.AfterFunc(limit, func() {
+		t.Logf("loops still running after %v: killing them", limit)
 		for _, pr := range procs {
 			pr.cmd.Process.Kill()
 		}

@@ -43,6 +43,18 @@ func (e *env) wantAudit(args ...string) map[string]any {
 	return got[0]
 }
 
+// awaitAudit is wantAudit for records the daemon writes asynchronously
+// (alog.Post): it retries the query for up to 10 s.
+func (e *env) awaitAudit(args ...string) map[string]any {
+	e.t.Helper()
+	var got []map[string]any
+	if !eventually(10*time.Second, func() bool { got = e.auditLines(args...); return len(got) > 0 }) {
+		e.t.Errorf("faciofs audit %s: no record within 10s", strings.Join(args, " "))
+		return nil
+	}
+	return got[0]
+}
+
 func actorField(m map[string]any, k string) any {
 	a, _ := m["actor"].(map[string]any)
 	return a[k]
@@ -108,13 +120,14 @@ func TestAuditEvents(t *testing.T) {
 			t.Errorf("resolve record without a pid: %v", m)
 		}
 	}
-	e.wantAudit("--event", "missing", "--key", "NOPE", "--path", "**/.env")
-	e.wantAudit("--event", "denied", "--key", "Z")
-	e.wantAudit("--event", "reverse_substitution", "--key", "Y", "--path", "app/pasted.txt")
+	// These are posted to the log asynchronously: wait for them.
+	e.awaitAudit("--event", "missing", "--key", "NOPE", "--path", "**/.env")
+	e.awaitAudit("--event", "denied", "--key", "Z")
+	e.awaitAudit("--event", "reverse_substitution", "--key", "Y", "--path", "app/pasted.txt")
 	// The agent's cat of a templated file on a covered path, and the
 	// consumer's read of a file with a malformed reference.
-	e.wantAudit("--event", "raw_served", "--path", "app/.env")
-	e.wantAudit("--event", "malformed", "--path", "app/.env")
+	e.awaitAudit("--event", "raw_served", "--path", "app/.env")
+	e.awaitAudit("--event", "malformed", "--path", "app/.env")
 
 	writeFile(t, pol, "version: 1\nconsumers: [ {name: x, nonsense: true} ]\n", 0o600)
 	d.signal(syscall.SIGHUP)

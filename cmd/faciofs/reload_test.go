@@ -169,8 +169,12 @@ func TestPolicyReloadAndExplainCommands(t *testing.T) {
 	if out := explain("app/.env"); !strings.Contains(out, "decision: raw") {
 		t.Errorf("after the reload:\n%s", out)
 	}
-	a := e.ok("", "audit", "--event", "policy.reload", "--json").stdout
-	if !strings.Contains(a, `"cmdline":"faciofs control policy.reload"`) {
+	// The record is posted to the log asynchronously: wait for it.
+	var a string
+	if !eventually(10*time.Second, func() bool {
+		a = e.ok("", "audit", "--event", "policy.reload", "--json").stdout
+		return strings.Contains(a, `"cmdline":"faciofs control policy.reload"`)
+	}) {
 		t.Errorf("the reload's audit record does not name the command that asked:\n%s", a)
 	}
 }

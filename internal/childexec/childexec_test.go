@@ -170,11 +170,16 @@ func TestExitCodesAndSignals(t *testing.T) {
 		t.Errorf("output %q", out.String())
 	}
 
-	// ctx cancelled: SIGTERM to the group.
+	// ctx cancelled: SIGTERM to the group. It is cancelled only once the
+	// child has started: cancelled before, Run would not start it at all.
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+	defer cancel()
 	start := time.Now()
-	res, _, _ = sh(t, ctx, "sleep 30", nil)
+	res, _, _ = sh(t, ctx, "sleep 30", func(s *Spec) {
+		s.Started = func(int) {
+			go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+		}
+	})
 	if res.Signal != syscall.SIGTERM || time.Since(start) > 10*time.Second {
 		t.Errorf("cancelled: %+v after %v", res, time.Since(start))
 	}

@@ -252,17 +252,31 @@ func TestExecEndsWithServer(t *testing.T) {
 		res ExecResult
 		err error
 	}
+	// The child creates ready before it becomes the sleep: proof that it
+	// runs (exec.start is recorded before the child is started, and the
+	// output is held back by the redactor, so neither would do).
+	ready := filepath.Join(t.TempDir(), "ready")
 	done := make(chan result, 1)
 	go func() {
-		res, err := s.client.Exec(&Request{Op: OpExec, Expose: []string{"E"}, Dir: "/", Argv: []string{"/bin/sleep", "30"}}, stdio, nil)
+		res, err := s.client.Exec(&Request{Op: OpExec, Expose: []string{"E"}, Dir: "/",
+			Argv: []string{"/bin/sh", "-c", `: > "$1" && exec /bin/sleep 30`, "sh", ready}}, stdio, nil)
 		done <- result{res, err}
 	}()
-	// Wait until the child runs (its exec.start is recorded first).
-	deadline := time.Now().Add(10 * time.Second)
-	for len(s.audit()) == 0 && time.Now().Before(deadline) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("exec ended before the child ran: %+v, %v", r.res, r.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the child did not start within 30s")
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
 	s.srv.Close()
 	select {
