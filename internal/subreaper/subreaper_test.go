@@ -23,6 +23,21 @@ var reaper = func() *Reaper {
 	return r
 }()
 
+// runRegistered runs cmd in its own process group, registered with the
+// reaper as exec's children are.
+func runRegistered(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	started := reaper.Starting()
+	if err := cmd.Start(); err != nil {
+		started(0)
+		return err
+	}
+	started(cmd.Process.Pid)
+	err := cmd.Wait()
+	reaper.Forget(cmd.Process.Pid)
+	return err
+}
+
 func eventually(d time.Duration, f func() bool) bool {
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if f() {
@@ -43,17 +58,9 @@ func TestAdoptsAndReapsOrphans(t *testing.T) {
 	// parent, the subshell, exits at once.
 	grandchild := `echo $$ > "$0.tmp"; mv "$0.tmp" "$0"; while [ ! -e "$1" ]; do sleep 0.05; done`
 	cmd := exec.Command("/bin/sh", "-c", `(exec /bin/sh -c "$0" "$1" "$2") & exit 0`, grandchild, pidFile, release)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	started := reaper.Starting()
-	if err := cmd.Start(); err != nil {
-		started(0)
-		t.Fatal(err)
+	if err := runRegistered(cmd); err != nil {
+		t.Fatalf("the registered child: %v", err)
 	}
-	started(cmd.Process.Pid)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("the registered child's wait: %v", err)
-	}
-	reaper.Forget(cmd.Process.Pid)
 
 	var pid int
 	if !eventually(10*time.Second, func() bool {
@@ -101,18 +108,7 @@ func TestLeavesOthersChildrenAlone(t *testing.T) {
 		wg.Add(3)
 		go func() { // registered, own process group, exits at once
 			defer wg.Done()
-			cmd := exec.Command("/bin/sh", "-c", "exit 7")
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			started := reaper.Starting()
-			err := cmd.Start()
-			if err != nil {
-				started(0)
-				errs <- err.Error()
-				return
-			}
-			started(cmd.Process.Pid)
-			err = cmd.Wait()
-			reaper.Forget(cmd.Process.Pid)
+			err := runRegistered(exec.Command("/bin/sh", "-c", "exit 7"))
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 7 {
 				errs <- "registered child: " + describe(err)
@@ -128,17 +124,10 @@ func TestLeavesOthersChildrenAlone(t *testing.T) {
 		}()
 		go func() { // noise: an orphan to reap
 			defer wg.Done()
-			cmd := exec.Command("/bin/sh", "-c", "(sleep 0.0"+strconv.Itoa(i%10)+" &) ; exit 0")
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			started := reaper.Starting()
-			if err := cmd.Start(); err != nil {
-				started(0)
-				errs <- err.Error()
-				return
+			err := runRegistered(exec.Command("/bin/sh", "-c", "(sleep 0.0"+strconv.Itoa(i%10)+" &) ; exit 0"))
+			if err != nil {
+				errs <- "orphan maker: " + err.Error()
 			}
-			started(cmd.Process.Pid)
-			_ = cmd.Wait()
-			reaper.Forget(cmd.Process.Pid)
 		}()
 	}
 	wg.Wait()
