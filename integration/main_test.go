@@ -19,18 +19,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/faciofs/faciofs/internal/leakcheck"
+	"github.com/faciofs/faciofs/internal/testkit"
 )
 
 const (
@@ -190,62 +189,30 @@ var leaks = leakcheck.New(func() map[string]string {
 	return m
 }())
 
-// findLeak names the first fake credential found in data, in any form.
-func findLeak(data []byte) string { return leaks.Find(data) }
+// redact replaces every fake value and its encodings with a marker.
+func redact(s string) string { return leaks.Redact(s) }
+
+// The shared test pieces (internal/testkit, internal/leakcheck) under the
+// names this suite uses.
+type syncBuffer = testkit.SyncBuffer
 
 // noLeak fails if data holds any fake value in any form. It names the
 // credential, never the value.
 func noLeak(t *testing.T, where string, data []byte) {
 	t.Helper()
-	if f := findLeak(data); f != "" {
-		t.Errorf("LEAK: %s holds %s", where, f)
-	}
+	leaks.Check(t, where, data)
 }
 
 // noLeakTree checks every regular file under dir.
 func noLeakTree(t *testing.T, dir string) {
 	t.Helper()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		noLeak(t, p, b)
-		return nil
-	})
-	if err != nil {
-		t.Errorf("walking %s: %v", dir, err)
-	}
+	leaks.CheckTree(t, dir)
 }
-
-// redact replaces every fake value and its encodings with a marker.
-func redact(s string) string { return leaks.Redact(s) }
 
 // ph is the placeholder of a credential.
 func ph(name string) string { return "${credentials." + name + "}" }
 
 // ---- a mount ---------------------------------------------------------------
-
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // mount is one running `faciofs mount` with its own store copy, policy,
 // backing directory and log, laid out as a careful deployment would:

@@ -19,20 +19,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/faciofs/faciofs/internal/leakcheck"
+	"github.com/faciofs/faciofs/internal/testkit"
 )
 
 const (
@@ -205,76 +203,38 @@ var leaks = leakcheck.New(func() map[string]string {
 // findLeak names the first fake credential found in data, in any form.
 func findLeak(data []byte) string { return leaks.Find(data) }
 
-func noLeak(t *testing.T, where string, data []byte) {
-	t.Helper()
-	if f := findLeak(data); f != "" {
-		t.Errorf("LEAK: %s holds %s", where, f)
-	}
-}
-
-// noLeakTree checks every regular file under dir (streaming big ones).
-func noLeakTree(t *testing.T, dir string) {
-	t.Helper()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() || d.Name() == "pw" { // pw: the test's own password file
-			return err
-		}
-		if f := leakInFile(p); f != "" {
-			t.Errorf("LEAK: %s holds %s", p, f)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Errorf("walking %s: %v", dir, err)
-	}
-}
-
-// leakInFile scans a file in overlapping 1 MiB windows.
-func leakInFile(p string) string {
-	f, err := os.Open(p)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	const win, overlap = 1 << 20, 512
-	buf := make([]byte, win+overlap)
-	n0 := 0
-	for {
-		n, err := io.ReadFull(f, buf[n0:])
-		if l := findLeak(buf[:n0+n]); l != "" {
-			return l
-		}
-		if err != nil {
-			return ""
-		}
-		copy(buf, buf[n0+n-overlap:n0+n])
-		n0 = overlap
-	}
-}
-
 // redact replaces every fake value and its encodings with a marker.
 func redact(s string) string { return leaks.Redact(s) }
+
+// The shared test pieces (internal/testkit, internal/leakcheck) under the
+// names this suite uses.
+type syncBuffer = testkit.SyncBuffer
+
+var eventually = testkit.Eventually
+
+func stale(path string) bool { return testkit.Stale(path) }
+
+func mounted(path string) bool {
+	m, _ := testkit.Mounted(path)
+	return m
+}
+
+// noLeak fails if data holds any fake value in any form, naming the
+// credential, never the value.
+func noLeak(t *testing.T, where string, data []byte) {
+	t.Helper()
+	leaks.Check(t, where, data)
+}
+
+// noLeakTree checks every regular file under dir.
+func noLeakTree(t *testing.T, dir string) {
+	t.Helper()
+	leaks.CheckTree(t, dir)
+}
 
 func ph(name string) string { return "${credentials." + name + "}" }
 
 // ---- a mount ---------------------------------------------------------------
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // env is one test's layout:
 //
@@ -451,38 +411,6 @@ func (e *env) faciofs(args ...string) (stdout, stderr string, code int) {
 		e.t.Fatalf("faciofs %s: %v", strings.Join(args, " "), err)
 	}
 	return out.String(), errb.String(), code
-}
-
-func mounted(path string) bool {
-	b, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 1 && strings.ReplaceAll(f[1], `\040`, " ") == path {
-			return true
-		}
-	}
-	return false
-}
-
-func stale(path string) bool {
-	_, err := os.Stat(path)
-	return errors.Is(err, syscall.ENOTCONN)
-}
-
-func eventually(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // ---- helper processes ------------------------------------------------------

@@ -13,17 +13,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/faciofs/faciofs/internal/leakcheck"
+	"github.com/faciofs/faciofs/internal/testkit"
 )
 
 const (
@@ -254,37 +253,30 @@ var leaks = leakcheck.New(func() map[string]string {
 	return m
 }())
 
-// noLeak fails if data holds a fake value or one of its encodings. It never
-// says which value or where, only that one is there.
+// redact replaces every fake value and its encodings with a marker, for
+// printing command lines and outputs in failure messages.
+func redact(s string) string { return leaks.Redact(s) }
+
+// The shared test pieces (internal/testkit, internal/leakcheck) under the
+// names this suite uses.
+type syncBuffer = testkit.SyncBuffer
+
+var eventually = testkit.Eventually
+
+// noLeak fails if data holds a fake value or one of its encodings, naming
+// the credential, never the value.
 func noLeak(t *testing.T, where string, data []byte) {
 	t.Helper()
-	if f := leaks.Find(data); f != "" {
-		t.Errorf("%s holds %s", where, f)
-	}
+	leaks.Check(t, where, data)
 }
 
 // noLeakTree checks every regular file under dir.
 func noLeakTree(t *testing.T, dir string) {
 	t.Helper()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		noLeak(t, p, b)
-		return nil
-	})
-	if err != nil {
-		t.Errorf("walking %s: %v", dir, err)
-	}
+	leaks.CheckTree(t, dir)
 }
 
-// redact replaces every fake value and its encodings with a marker, for
-// printing command lines and outputs in failure messages.
-func redact(s string) string { return leaks.Redact(s) }
+func stale(path string) bool { return testkit.Stale(path) }
 
 func truncate(s string, n int) string {
 	if len(s) > n {
@@ -335,54 +327,11 @@ func knownBug(t *testing.T, format string, args ...any) {
 // mounted reports whether path is a mount point in /proc/self/mounts.
 func mounted(t *testing.T, path string) bool {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mounts")
+	m, err := testkit.Mounted(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 1 && strings.ReplaceAll(f[1], `\040`, " ") == path {
-			return true
-		}
-	}
-	return false
-}
-
-func stale(path string) bool {
-	_, err := os.Stat(path)
-	return errors.Is(err, syscall.ENOTCONN)
-}
-
-// eventually polls cond every 20 ms for up to d.
-func eventually(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return m
 }
 
 // mountProc is a `faciofs mount` running in the background.

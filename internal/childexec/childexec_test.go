@@ -9,11 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/faciofs/faciofs/internal/testkit"
 	"github.com/faciofs/faciofs/resolve"
 )
 
@@ -22,22 +22,7 @@ const token = "FAKE-sk-test-0001-xyz" // a fake value
 var known = []resolve.Known{{Name: "TOKEN", Value: []byte(token)}}
 
 // syncBuffer is safe for the writer goroutine and the test reading it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testkit.SyncBuffer
 
 func forms(v string) []string {
 	b := []byte(v)

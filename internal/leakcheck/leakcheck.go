@@ -11,10 +11,15 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // Form is one recognisable spelling of one value.
@@ -107,4 +112,61 @@ func (s Set) Redact(str string) string {
 		str = strings.ReplaceAll(str, string(f.Text), "<REDACTED:"+f.Name+">")
 	}
 	return str
+}
+
+// Check fails t if data holds any form, naming where and the credential,
+// never the value.
+func (s Set) Check(t testing.TB, where string, data []byte) {
+	t.Helper()
+	if f := s.Find(data); f != "" {
+		t.Errorf("LEAK: %s holds %s", where, f)
+	}
+}
+
+// CheckTree is Check on every regular file under dir.
+func (s Set) CheckTree(t testing.TB, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		f, err := s.FindInFile(p)
+		if f != "" {
+			t.Errorf("LEAK: %s holds %s", p, f)
+		}
+		return err
+	})
+	if err != nil {
+		t.Errorf("walking %s: %v", dir, err)
+	}
+}
+
+// FindInFile is Find over a file of any size, read in 1 MiB windows that
+// overlap by the longest form, so no form is missed at a window's edge.
+func (s Set) FindInFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	overlap := 0
+	for _, form := range s {
+		overlap = max(overlap, len(form.Text))
+	}
+	buf := make([]byte, 1<<20+overlap)
+	kept := 0
+	for {
+		n, err := io.ReadFull(f, buf[kept:])
+		if found := s.Find(buf[:kept+n]); found != "" {
+			return found, nil
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		kept = min(overlap, kept+n)
+		copy(buf, buf[len(buf)-kept:])
+	}
 }

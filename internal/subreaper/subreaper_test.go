@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/faciofs/faciofs/internal/testkit"
 )
 
 // One Reaper for the whole test binary: the subreaper mark is
@@ -22,6 +24,8 @@ var reaper = func() *Reaper {
 	}
 	return r
 }()
+
+var eventually = testkit.Eventually
 
 // runRegistered runs cmd in its own process group, registered with the
 // reaper as exec's children are.
@@ -36,15 +40,6 @@ func runRegistered(cmd *exec.Cmd) error {
 	err := cmd.Wait()
 	reaper.Forget(cmd.Process.Pid)
 	return err
-}
-
-func eventually(d time.Duration, f func() bool) bool {
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if f() {
-			return true
-		}
-	}
-	return f()
 }
 
 // TestAdoptsAndReapsOrphans: a child that double-forks leaves its
