@@ -100,3 +100,18 @@ func TestCheckTree(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckTreeExcept: a file named in except is not checked; one of the
+// same name elsewhere in the tree is not either (names, not paths).
+func TestCheckTreeExcept(t *testing.T) {
+	const v = "FAKE-tree-value-0003"
+	s := New(map[string]string{"K": v})
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pw"), []byte(v), 0o600)
+	os.WriteFile(filepath.Join(dir, "other"), []byte(v), 0o600)
+	r := &recorder{TB: t}
+	s.CheckTree(r, dir, "pw")
+	if len(r.errs) != 1 || !strings.Contains(r.errs[0], "other") {
+		t.Errorf("CheckTree with except pw reported %q", r.errs)
+	}
+}
