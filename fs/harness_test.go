@@ -12,6 +12,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/faciofs/faciofs/fs"
+	"github.com/faciofs/faciofs/internal/testkit"
 	"github.com/faciofs/faciofs/resolve"
 )
 
@@ -109,11 +110,8 @@ type testMount struct {
 // requireFUSE skips when the machine cannot mount; CI has /dev/fuse and root.
 func requireFUSE(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the mount uses allow_other and tests switch uids")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("needs /dev/fuse: " + err.Error())
+	if why := testkit.CannotMount(); why != "" {
+		t.Skip(why)
 	}
 }
 

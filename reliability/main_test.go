@@ -67,15 +67,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runRole(role, os.Args[1:]))
 	}
 	code := func() int {
-		if os.Geteuid() != 0 {
-			skipReason = "reliability tests need root (mounts, tmpfs, other uids)"
+		if skipReason = testkit.CannotMount(); skipReason != "" {
 			return m.Run()
-		}
-		if f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0); err != nil {
-			skipReason = fmt.Sprintf("no usable /dev/fuse: %v", err)
-			return m.Run()
-		} else {
-			f.Close()
 		}
 		var err error
 		workDir, err = os.MkdirTemp("", "faciofs-rel-")

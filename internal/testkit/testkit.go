@@ -7,6 +7,7 @@ package testkit
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -70,4 +71,19 @@ func Mounted(path string) (bool, error) {
 func Stale(path string) bool {
 	_, err := os.Stat(path)
 	return errors.Is(err, syscall.ENOTCONN)
+}
+
+// CannotMount says why this process cannot run the mounting tests (they
+// need root, for allow_other and other uids, and a usable /dev/fuse), or
+// "" when it can. CI has both; elsewhere the tests skip with the reason.
+func CannotMount() string {
+	if os.Geteuid() != 0 {
+		return "needs root (mounts with allow_other, other uids)"
+	}
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Sprintf("no usable /dev/fuse: %v", err)
+	}
+	f.Close()
+	return ""
 }

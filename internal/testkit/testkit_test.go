@@ -1,6 +1,8 @@
 package testkit
 
 import (
+	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,5 +31,20 @@ func TestEventually(t *testing.T) {
 	}
 	if d := time.Since(start); d < 100*time.Millisecond {
 		t.Errorf("gave up after %v, before the 100 ms bound", d)
+	}
+}
+
+// TestCannotMount: on a machine the CI is (root, /dev/fuse), nothing is
+// missing; as another user, the reason names root.
+func TestCannotMount(t *testing.T) {
+	why := CannotMount()
+	if os.Geteuid() != 0 {
+		if !strings.Contains(why, "root") {
+			t.Errorf("not root, but CannotMount says %q", why)
+		}
+		return
+	}
+	if _, err := os.Stat("/dev/fuse"); err == nil && why != "" {
+		t.Errorf("root with /dev/fuse, but CannotMount says %q", why)
 	}
 }
