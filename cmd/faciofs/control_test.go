@@ -296,15 +296,7 @@ func TestControlAgentUid(t *testing.T) {
 		c.Dir = "/"
 		c.Env = append(cleanEnviron(), "HOME=/")
 		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: &syscall.Credential{Uid: 4301, Gid: 4301}}
-		out, err := c.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		noLeak(t, "agent output", out)
-		return string(out), code
+		return agentOutput(t, c)
 	}
 	for _, a := range [][]string{{"approve", "1"}, {"deny", "1"}, {"secret", "list"}, {"approvals"}, {"secret", "set", "X"}} {
 		out, code := asAgent(a...)
@@ -425,15 +417,7 @@ func TestControlSocketGroup(t *testing.T) {
 			cred.Groups = []uint32{gid}
 		}
 		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: cred}
-		out, err := c.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		noLeak(t, "agent output", out)
-		return string(out), code
+		return agentOutput(t, c)
 	}
 	if out, code := run(true, "request", "NEW_TOKEN", "--label", "for the deploy"); code != 0 || !strings.Contains(out, "${credentials.NEW_TOKEN}") {
 		t.Fatalf("agent in the socket group: request: exit %d %q", code, out)
@@ -453,4 +437,19 @@ func TestControlSocketGroup(t *testing.T) {
 	if ap := e.ok("", "approvals", "--json"); strings.Contains(ap.stdout, "OTHER_TOKEN") {
 		t.Errorf("a request from outside the group is pending: %s", ap.stdout)
 	}
+}
+
+// agentOutput runs an agent's command and returns its combined output,
+// checked for values, and its exit code.
+func agentOutput(t *testing.T, c *exec.Cmd) (string, int) {
+	t.Helper()
+	out, err := c.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	noLeak(t, "agent output", out)
+	return string(out), code
 }
