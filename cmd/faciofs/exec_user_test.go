@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/faciofs/faciofs/internal/testkit"
 )
 
 // The users of these tests: the agent, a group it is in, and the user
@@ -205,21 +207,7 @@ func TestExecChildIsNeverAConsumer(t *testing.T) {
 	if string(got) != "TOKEN=${credentials.X}\n" {
 		t.Errorf("a detached grandchild of exec read %q, want the placeholder", redact(string(got)))
 	}
-	zombies := func() []string {
-		var z []string
-		tasks, _ := filepath.Glob("/proc/" + daemonPid + "/task/*/children")
-		for _, task := range tasks {
-			b, _ := os.ReadFile(task)
-			for _, pid := range strings.Fields(string(b)) {
-				st, err := os.ReadFile("/proc/" + pid + "/stat")
-				if i := strings.LastIndexByte(string(st), ')'); err == nil && i > 0 && strings.HasPrefix(string(st[i:]), ") Z") {
-					z = append(z, pid)
-				}
-			}
-		}
-		return z
-	}
-	if !eventually(10*time.Second, func() bool { return len(zombies()) == 0 }) {
-		t.Errorf("the daemon left zombie children: %v", zombies())
+	if !eventually(10*time.Second, func() bool { return len(testkit.ZombieChildren(d.cmd.Process.Pid)) == 0 }) {
+		t.Errorf("the daemon left zombie children: %v", testkit.ZombieChildren(d.cmd.Process.Pid))
 	}
 }

@@ -131,8 +131,8 @@ func TestLeavesOthersChildrenAlone(t *testing.T) {
 		t.Error(e)
 	}
 	// Every orphan is gone: no zombie children left behind.
-	if !eventually(10*time.Second, func() bool { return len(zombies()) == 0 }) {
-		t.Errorf("zombie children left: %v", zombies())
+	if !eventually(10*time.Second, func() bool { return len(testkit.ZombieChildren(os.Getpid())) == 0 }) {
+		t.Errorf("zombie children left: %v", testkit.ZombieChildren(os.Getpid()))
 	}
 }
 
@@ -141,16 +141,6 @@ func describe(err error) string {
 		return "exit 0"
 	}
 	return err.Error()
-}
-
-func zombies() []int {
-	var z []int
-	for _, pid := range children() {
-		if s, _, err := stat(pid); err == nil && s == 'Z' {
-			z = append(z, pid)
-		}
-	}
-	return z
 }
 
 // TestNilReaper: code that runs without a reaper (tests, non-daemon use)

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,4 +88,25 @@ func CannotMount() string {
 	}
 	f.Close()
 	return ""
+}
+
+// ZombieChildren lists the children of process pid that have exited and
+// not been waited for, from /proc/PID/task/*/children.
+func ZombieChildren(pid int) []int {
+	var z []int
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	for _, task := range tasks {
+		b, _ := os.ReadFile(task)
+		for _, f := range strings.Fields(string(b)) {
+			st, err := os.ReadFile("/proc/" + f + "/stat")
+			i := bytes.LastIndexByte(st, ')')
+			if err != nil || i < 0 || !bytes.HasPrefix(st[i:], []byte(") Z")) {
+				continue
+			}
+			if child, err := strconv.Atoi(f); err == nil {
+				z = append(z, child)
+			}
+		}
+	}
+	return z
 }
